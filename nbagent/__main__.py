@@ -1,0 +1,3 @@
+from nbagent.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,176 @@
+"""``nbagent`` command line: run a task, the demo, and inspection commands.
+
+Imports stay lazy: ``nbagent --help`` never loads litellm or rich.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nbagent import __version__
+
+if TYPE_CHECKING:
+    from nbagent.core.session import Session
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_STEP_LIMIT, EXIT_CANCELLED = 0, 1, 2, 3, 130
+
+
+def _preload_litellm() -> None:
+    """Import litellm in the background while we set up, to take it off the critical path."""
+
+    def load() -> None:
+        from nbagent.providers.litellm_provider import litellm_module
+
+        litellm_module()
+
+    threading.Thread(target=load, name="nbagent-preload", daemon=True).start()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nbagent", description="A coding agent for Jupyter and the terminal."
+    )
+    parser.add_argument("--version", action="version", version=f"nbagent {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run one task in the current directory to completion")
+    run.add_argument("prompt", nargs="+", help="the task")
+    add_model_options(run)
+    run.add_argument("--yes", "-y", action="store_true", help="approve every request that rules do not deny")
+    run.add_argument(
+        "--output-format",
+        choices=["text", "json", "stream-json"],
+        default="text",
+        help="text (rendered), json (one object at the end) or stream-json (one event per line)",
+    )
+    run.add_argument("--max-steps", type=int, default=None, help="model steps before the turn stops")
+    run.add_argument("--cwd", type=Path, default=None, help="project directory (default: the current one)")
+
+    demo = sub.add_parser("demo", help="run the demo task with the built-in scripted model (no API key)")
+    demo.add_argument("--keep", action="store_true", help="keep the demo's temporary project folder")
+    demo.add_argument("--output-format", choices=["text", "stream-json"], default="text")
+
+    cfg = sub.add_parser("config", help="configuration helpers")
+    cfg_sub = cfg.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    cfg_sub.add_parser("schema", help="print the JSON schema of nbagent.json")
+    cfg_sub.add_parser("show", help="print the merged configuration for the current directory")
+
+    sub.add_parser("events-schema", help="print the JSON schema of the event stream")
+    return parser
+
+
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", "-m", help="litellm model string, e.g. anthropic/claude-sonnet-4-5")
+    p.add_argument("--api-base", help="base URL of an OpenAI-compatible or Anthropic endpoint")
+    p.add_argument("--api-key", help="API key (default: the provider's environment variable); never stored")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    from nbagent.core.errors import NbagentError
+
+    try:
+        if args.command == "run":
+            return cmd_run(args)
+        if args.command == "demo":
+            from nbagent.demo.run import run_demo
+
+            return run_demo(keep=args.keep, output_format=args.output_format)
+        if args.command == "config":
+            return cmd_config(args)
+        if args.command == "events-schema":
+            from nbagent.core.events import event_json_schema
+
+            print(json.dumps(event_json_schema(), indent=2))
+            return EXIT_OK
+    except NbagentError as exc:
+        print(f"nbagent: {exc}", file=sys.stderr)
+        if exc.hint:
+            print(f"  hint: {exc.hint}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return EXIT_CANCELLED
+    parser.error(f"unknown command {args.command}")
+    return EXIT_USAGE
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from nbagent.core.config import config_json_schema, load_config
+
+    if args.config_command == "schema":
+        print(json.dumps(config_json_schema(), indent=2))
+    else:
+        print(load_config(Path.cwd()).model_dump_json(indent=2, by_alias=True, exclude_none=True))
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    _preload_litellm()
+    from nbagent.core.config import load_config
+    from nbagent.core.permission import HeadlessPolicy
+    from nbagent.core.session import Session
+
+    root = (args.cwd or Path.cwd()).resolve()
+    overrides: dict[str, Any] = {"model": args.model, "api_base": args.api_base, "max_steps": args.max_steps}
+    config = load_config(root, overrides)
+    interactive = args.output_format == "text" and sys.stdin.isatty() and not args.yes
+    headless: HeadlessPolicy | None = "allow" if args.yes else (None if interactive else "deny")
+    session = Session(root, config, api_key=args.api_key, headless=headless)
+    return run_session(session, " ".join(args.prompt), args.output_format, interactive=interactive)
+
+
+def run_session(session: Session, prompt: str, output_format: str, *, interactive: bool = False) -> int:
+    """Drive one turn to the end, rendering its events; returns the process exit code."""
+    return asyncio.run(_drive(session, prompt, output_format, interactive))
+
+
+async def _drive(session: Session, prompt: str, output_format: str, interactive: bool) -> int:
+    from nbagent.core.events import PermissionAsked, TurnFinished
+
+    renderer = None
+    if output_format == "text":
+        from nbagent.cli_render import Renderer
+
+        renderer = Renderer(session.model)
+    finished: TurnFinished | None = None
+    try:
+        async for event in session.run(prompt):
+            if output_format == "stream-json":
+                sys.stdout.write(event.model_dump_json() + "\n")
+                sys.stdout.flush()
+            elif renderer is not None:
+                renderer.render(event)
+            if isinstance(event, PermissionAsked) and interactive and renderer is not None:
+                kind, feedback = await asyncio.to_thread(renderer.ask_permission, event)
+                session.reply(event.request_id, kind, feedback)
+            if isinstance(event, TurnFinished):
+                finished = event
+    finally:
+        await session.close()
+    if finished is None:
+        return EXIT_ERROR
+    if output_format == "json":
+        print(
+            json.dumps(
+                {
+                    "session_id": session.id,
+                    "result": finished.text,
+                    "reason": finished.reason,
+                    "steps": finished.steps,
+                    "usage": finished.usage.model_dump(),
+                }
+            )
+        )
+    return {"stop": EXIT_OK, "error": EXIT_ERROR, "step_limit": EXIT_STEP_LIMIT, "cancelled": EXIT_CANCELLED}[
+        finished.reason
+    ]

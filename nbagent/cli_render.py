@@ -1,0 +1,162 @@
+"""Render an event stream in the terminal with rich: streaming text, tool calls, diffs, todos, usage."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.syntax import Syntax
+from rich.text import Text
+
+from nbagent.core.events import (
+    DiffProduced,
+    ErrorEvent,
+    Event,
+    Notice,
+    PermissionAsked,
+    PermissionReplied,
+    ReasoningDelta,
+    Retrying,
+    TextDelta,
+    TodoUpdated,
+    ToolCallCompleted,
+    ToolCallError,
+    ToolCallOutput,
+    ToolCallRunning,
+    TurnFinished,
+    UsageUpdated,
+)
+from nbagent.core.messages import Usage
+
+TODO_MARKS = {"pending": "☐", "in_progress": "◐", "completed": "☑", "cancelled": "☒"}
+MAX_DIFF_LINES = 80
+
+
+def summarize_input(tool: str, data: dict[str, Any]) -> str:
+    """One line that says what a tool call does."""
+    for key in ("command", "file_path", "pattern", "url", "notebook_path", "name", "code", "description"):
+        value = data.get(key)
+        if isinstance(value, str) and value:
+            line = value.strip().splitlines()[0] if value.strip() else value
+            return line[:117] + "..." if len(line) > 120 else line
+    if tool == "apply_patch":
+        files = [
+            ln.split(":", 1)[1].strip()
+            for ln in str(data.get("patch", "")).splitlines()
+            if ln.startswith("*** ") and ":" in ln
+        ]
+        return ", ".join(files)[:120]
+    if tool == "todowrite":
+        return f"{len(data.get('todos') or [])} items"
+    text = json.dumps(data)
+    return text[:117] + "..." if len(text) > 120 else text
+
+
+def format_usage(usage: Usage) -> str:
+    parts = [f"{usage.input_tokens:,} in", f"{usage.output_tokens:,} out"]
+    if usage.cache_read_tokens:
+        parts.append(f"{usage.cache_read_tokens:,} cached")
+    cost = f"${usage.cost:.4f}" if usage.cost is not None else "cost unknown"
+    return " · ".join(parts) + f" · {cost}"
+
+
+class Renderer:
+    def __init__(self, model: str, console: Console | None = None) -> None:
+        self.console = console or Console(highlight=False, soft_wrap=True)
+        self.model = model
+        self._in_text = False
+        self._in_reasoning = False
+        self._total = Usage()
+
+    def _end_stream(self) -> None:
+        if self._in_text or self._in_reasoning:
+            self.console.print()
+        self._in_text = self._in_reasoning = False
+
+    def render(self, event: Event) -> None:
+        c = self.console
+        if isinstance(event, TextDelta):
+            if not self._in_text:
+                self._end_stream()
+                self._in_text = True
+            c.print(event.text, end="", markup=False)
+            return
+        if isinstance(event, ReasoningDelta):
+            if not self._in_reasoning:
+                self._end_stream()
+                self._in_reasoning = True
+            c.print(Text(event.text, style="dim italic"), end="")
+            return
+        if isinstance(event, ToolCallOutput):
+            return  # live output is shown bounded in the result; keeps the terminal readable
+        self._end_stream()
+        if isinstance(event, ToolCallRunning):
+            c.print(
+                f"[bold cyan]●[/] [bold]{event.tool}[/] {escape(summarize_input(event.tool, event.input))}"
+            )
+        elif isinstance(event, ToolCallCompleted):
+            first = event.title or (event.output.strip().splitlines() or [""])[0]
+            lines = event.output.count("\n") + 1 if event.output else 0
+            c.print(f"  [green]✓[/] [dim]{escape(first[:100])} ({lines} lines)[/]")
+        elif isinstance(event, ToolCallError):
+            c.print(f"  [red]✗ {escape(event.error.splitlines()[0][:200] if event.error else 'error')}[/]")
+        elif isinstance(event, DiffProduced):
+            self._diff(event)
+        elif isinstance(event, TodoUpdated):
+            c.print("[bold]Plan[/]")
+            for item in event.todos:
+                style = (
+                    "dim strike"
+                    if item.status in ("completed", "cancelled")
+                    else ("bold" if item.status == "in_progress" else "")
+                )
+                c.print(f"  {TODO_MARKS[item.status]} ", Text(item.content, style=style))
+        elif isinstance(event, PermissionAsked):
+            c.print(
+                f"[yellow]? permission[/] [bold]{escape(event.title)}[/] [dim]({escape(event.reason)})[/]"
+            )
+        elif isinstance(event, PermissionReplied):
+            if event.by != "user":
+                c.print(f"  [dim]→ {event.reply} ({escape(event.by)})[/]")
+        elif isinstance(event, Retrying):
+            c.print(
+                f"[yellow]↻ retry {event.attempt}/{event.max_attempts - 1} in {event.wait:.1f}s:[/] [dim]{escape(event.reason[:200])}[/]"
+            )
+        elif isinstance(event, Notice):
+            c.print(f"[{'yellow' if event.level == 'warning' else 'blue'}]{escape(event.message)}[/]")
+        elif isinstance(event, ErrorEvent):
+            c.print(f"[bold red]Error:[/] {escape(event.message)}")
+            if event.hint:
+                c.print(f"  [yellow]hint:[/] {escape(event.hint)}")
+        elif isinstance(event, UsageUpdated):
+            self._total = event.total
+        elif isinstance(event, TurnFinished):
+            c.print(
+                f"[dim]── {self.model} · {event.steps} steps · {format_usage(event.usage)} · {event.reason}[/]"
+            )
+
+    def _diff(self, event: DiffProduced) -> None:
+        lines = event.diff.splitlines()
+        shown = "\n".join(lines[:MAX_DIFF_LINES])
+        self.console.print(
+            f"  [bold]{escape(event.path)}[/] [green]+{event.additions}[/] [red]-{event.deletions}[/]"
+        )
+        self.console.print(Syntax(shown, "diff", theme="ansi_dark", background_color="default"))
+        if len(lines) > MAX_DIFF_LINES:
+            self.console.print(f"  [dim]… {len(lines) - MAX_DIFF_LINES} more diff lines[/]")
+
+    def ask_permission(self, event: PermissionAsked) -> tuple[Any, str]:
+        """Blocking terminal prompt: (reply, feedback)."""
+        hint = f" [a]lways ({', '.join(event.always)})" if event.always else " [a]lways"
+        while True:
+            answer = self.console.input(f"  Allow? [y]es once /{hint} / [n]o (or type feedback): ").strip()
+            low = answer.lower()
+            if low in ("y", "yes", ""):
+                return "once", ""
+            if low in ("a", "always"):
+                return "always", ""
+            if low in ("n", "no"):
+                return "reject", ""
+            return "reject", answer

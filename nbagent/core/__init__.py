@@ -1,0 +1,1 @@
+"""The Jupyter-free agent core: messages, events, the loop and the session."""

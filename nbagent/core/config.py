@@ -1,0 +1,114 @@
+"""One configuration model, layered: defaults < user < project < (notebook) < explicit overrides.
+
+Files: ``~/.config/nbagent/nbagent.json`` (user) and ``nbagent.json`` at the project root. A file
+that does not parse or validate is an error naming the file and the key, never a silent default.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from nbagent.core.errors import ConfigError
+
+Mode = Literal["default", "acceptEdits", "plan", "bypass"]
+CONFIG_NAME = "nbagent.json"
+
+
+def user_config_dir() -> Path:
+    base = os.environ.get("NBAGENT_CONFIG_DIR")
+    if base:
+        return Path(base)
+    xdg = os.environ.get("XDG_CONFIG_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".config") / "nbagent"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RetryConfig(_Strict):
+    max_attempts: int = Field(5, ge=1, le=20, description="Attempts per model step, the first included.")
+    base_delay: float = Field(1.0, ge=0, description="Seconds before the first retry; doubles each time.")
+    max_delay: float = Field(60.0, ge=0, description="Cap on a single wait, retry-after included.")
+
+
+class ModelLimits(_Strict):
+    context: int | None = Field(None, gt=0, description="Context window in tokens.")
+    output: int | None = Field(None, gt=0, description="Maximum output tokens.")
+
+
+class Config(_Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"title": "nbagent configuration"})
+
+    schema_: str | None = Field(None, alias="$schema")
+    model: str | None = Field(None, description="litellm model string, e.g. anthropic/claude-sonnet-4-5.")
+    api_base: str | None = Field(None, description="Base URL of the model endpoint (local servers, proxies).")
+    max_steps: int = Field(100, ge=1, description="Model steps per turn before the loop stops.")
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+    models: dict[str, ModelLimits] = Field(default_factory=dict, description="Per-model limit overrides.")
+    mode: Mode = "default"
+    # Sections owned by other domains; validated by their own models where they are used.
+    permission: dict[str, Any] = Field(default_factory=dict)
+    agent: dict[str, Any] = Field(default_factory=dict)
+    sandbox: dict[str, Any] = Field(default_factory=dict)
+    hooks: dict[str, Any] = Field(default_factory=dict)
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})",
+            "Fix the file or move it away.",
+        ) from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a JSON object")
+    _validate(data, str(path))
+    return data
+
+
+def _validate(data: dict[str, Any], source: str) -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"key '{'.'.join(str(p) for p in err['loc']) or '(top level)'}': {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"{source}: {problems}", "See `nbagent config schema` for the valid keys.") from exc
+
+
+def config_files(root: Path) -> list[Path]:
+    return [p for p in (user_config_dir() / CONFIG_NAME, root / CONFIG_NAME) if p.is_file()]
+
+
+def load_config(root: Path, overrides: dict[str, Any] | None = None) -> Config:
+    """Merge the layers for a project rooted at ``root``."""
+    merged: dict[str, Any] = {}
+    for path in config_files(root):
+        merged = _merge(merged, _read(path))
+    if overrides:
+        merged = _merge(merged, {k: v for k, v in overrides.items() if v is not None})
+    return _validate(merged, "configuration")
+
+
+def config_json_schema() -> dict[str, Any]:
+    return Config.model_json_schema(by_alias=True)

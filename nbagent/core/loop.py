@@ -1,0 +1,376 @@
+"""The agent loop: one model step per iteration, then the step's tool calls, until a final answer.
+
+It streams events into ``emit`` and mutates the session's history in place. Control flow by
+exceptions that carry messages: ``ProviderError`` ends the turn with an error, ``CancelledError``
+closes dangling calls with an "interrupted" result, ``PermissionRejected`` without feedback stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from nbagent.core.errors import ProviderError
+from nbagent.core.events import (
+    ErrorEvent,
+    Notice,
+    ReasoningDelta,
+    Retrying,
+    StepStarted,
+    TextDelta,
+    ToolCallCompleted,
+    ToolCallError,
+    ToolCallPending,
+    ToolCallRunning,
+    TurnFinished,
+    TurnStarted,
+    UsageUpdated,
+)
+from nbagent.core.messages import (
+    Message,
+    ReasoningPart,
+    TextPart,
+    ToolCompleted,
+    ToolError,
+    ToolPart,
+    ToolPending,
+    ToolRunning,
+    Usage,
+    new_id,
+    user_message,
+)
+from nbagent.providers.base import ModelRequest, ReasoningChunk, StepDone, TextChunk, ToolCallStarted
+from nbagent.tools.base import PermissionQuery, PermissionRejected, Tool, ToolFailure
+
+if TYPE_CHECKING:
+    from nbagent.core.events import Event
+    from nbagent.core.session import Session
+
+INTERRUPTED = "Interrupted by the user before the tool finished."
+DOOM_LOOP_REPEATS = 3
+
+
+class _StopTurn(Exception):
+    """The user refused a call without saying what to do instead: end the turn."""
+
+
+def _signature(part: ToolPart) -> str | None:
+    data = getattr(part.state, "input", None)
+    return None if data is None else part.tool + json.dumps(data, sort_keys=True)
+
+
+def close_dangling(message: Message, reason: str = INTERRUPTED) -> None:
+    """Give every unfinished tool call of ``message`` an error result, so the history stays valid."""
+    for part in message.tool_parts():
+        if not part.finished:
+            data = getattr(part.state, "input", {}) or {}
+            raw = getattr(part.state, "raw_input", "")
+            started = getattr(part.state, "started", 0.0)
+            part.state = ToolError(input=data, raw_input=raw, error=reason, started=started)
+
+
+class TurnRunner:
+    """Runs one turn of ``session`` for ``prompt``; emits events through ``emit``."""
+
+    def __init__(self, session: Session, emit: Callable[[Event], None]) -> None:
+        self.session = session
+        self.emit = emit
+        self.turn_id = new_id("turn")
+
+    # -- the turn ---------------------------------------------------------------------------
+
+    async def run(self, prompt: str) -> None:
+        s = self.session
+        self.emit(TurnStarted(session_id=s.id, turn_id=self.turn_id, prompt=prompt, model=s.model))
+        s.append(user_message(prompt))
+        steps = 0
+        reason: Any = "stop"
+        turn_usage = Usage()
+        current: Message | None = None
+        try:
+            while True:
+                if steps >= s.config.max_steps:
+                    reason = "step_limit"
+                    self.emit(
+                        Notice(
+                            session_id=s.id,
+                            level="warning",
+                            message=f"Stopped after {steps} steps (max_steps). Continue with another prompt.",
+                        )
+                    )
+                    break
+                steps += 1
+                self.emit(StepStarted(session_id=s.id, step=steps))
+                current = Message(role="assistant", model=s.model)
+                await self._model_step(current, steps)
+                turn_usage = turn_usage + (current.usage or Usage())
+                s.append(current)
+                calls = current.tool_parts()
+                if not calls:
+                    current = None
+                    break
+                await self._run_tools(calls)
+                s.save()
+                current = None
+        except asyncio.CancelledError:
+            reason = "cancelled"
+            if current is not None:
+                close_dangling(current)
+                if current.parts and not any(m is current for m in s.messages):
+                    s.append(current)
+            self.emit(
+                Notice(session_id=s.id, level="warning", message="Turn interrupted; the session was saved.")
+            )
+        except _StopTurn:
+            reason = "stop"
+        except ProviderError as exc:
+            reason = "error"
+            self.emit(ErrorEvent(session_id=s.id, message=str(exc), hint=exc.hint, kind=exc.kind))
+        finally:
+            s.save()
+        last = s.messages[-1] if s.messages else None
+        text = last.text if last is not None and last.role == "assistant" else ""
+        self.emit(
+            TurnFinished(
+                session_id=s.id, turn_id=self.turn_id, reason=reason, steps=steps, usage=turn_usage, text=text
+            )
+        )
+
+    # -- one model step ---------------------------------------------------------------------
+
+    async def _model_step(self, message: Message, step: int) -> None:
+        s = self.session
+        retry = s.config.retry
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await self._stream_into(message, s.build_request())
+                break
+            except ProviderError as exc:
+                if not exc.retryable or attempt >= retry.max_attempts:
+                    if exc.retryable:
+                        exc.args = (f"{exc} (gave up after {attempt} attempts)",)
+                    raise
+                wait = (
+                    exc.retry_after if exc.retry_after is not None else retry.base_delay * 2 ** (attempt - 1)
+                )
+                wait = min(wait, retry.max_delay)
+                self.emit(
+                    Retrying(
+                        session_id=s.id,
+                        attempt=attempt,
+                        max_attempts=retry.max_attempts,
+                        wait=wait,
+                        reason=str(exc),
+                        discard_message_id=message.id,
+                    )
+                )
+                message.parts.clear()
+                message.id = new_id("msg")
+                await asyncio.sleep(wait)
+        usage = message.usage or Usage()
+        s.usage = s.usage + usage
+        self.emit(
+            UsageUpdated(
+                session_id=s.id,
+                step=step,
+                model=s.model,
+                usage=usage,
+                total=s.usage,
+                context_tokens=usage.input_tokens
+                + usage.cache_read_tokens
+                + usage.cache_write_tokens
+                + usage.output_tokens,
+                context_limit=s.context_limit,
+            )
+        )
+
+    async def _stream_into(self, message: Message, request: ModelRequest) -> None:
+        s = self.session
+        parts_by_call: dict[str, ToolPart] = {}
+        async for chunk in s.provider.stream(request):
+            if isinstance(chunk, TextChunk):
+                last = message.parts[-1] if message.parts else None
+                if isinstance(last, TextPart):
+                    last.text += chunk.text
+                else:
+                    message.parts.append(TextPart(text=chunk.text))
+                self.emit(TextDelta(session_id=s.id, message_id=message.id, text=chunk.text))
+            elif isinstance(chunk, ReasoningChunk):
+                last = message.parts[-1] if message.parts else None
+                if isinstance(last, ReasoningPart):
+                    last.text += chunk.text
+                else:
+                    message.parts.append(ReasoningPart(text=chunk.text))
+                self.emit(ReasoningDelta(session_id=s.id, message_id=message.id, text=chunk.text))
+            elif isinstance(chunk, ToolCallStarted):
+                part = ToolPart(call_id=chunk.call_id, tool=chunk.name, state=ToolPending())
+                parts_by_call[chunk.call_id] = part
+                message.parts.append(part)
+                self.emit(ToolCallPending(session_id=s.id, call_id=chunk.call_id, tool=chunk.name))
+            elif isinstance(chunk, StepDone):
+                for raw in chunk.tool_calls:
+                    found = parts_by_call.get(raw.call_id)
+                    if found is None:
+                        found = ToolPart(call_id=raw.call_id, tool=raw.name, state=ToolPending())
+                        message.parts.append(found)
+                    part = found
+                    part.tool = raw.name
+                    part.state = ToolPending(raw_input=raw.arguments)
+                message.usage = chunk.usage
+                message.finish_reason = chunk.finish_reason
+
+    # -- tools --------------------------------------------------------------------------------
+
+    async def _run_tools(self, calls: list[ToolPart]) -> None:
+        """Run a step's calls in order; consecutive read-only calls run concurrently."""
+        stop: PermissionRejected | None = None
+        batch: list[ToolPart] = []
+
+        async def flush() -> None:
+            nonlocal stop
+            results = await asyncio.gather(*(self._run_one(p) for p in batch))
+            batch.clear()
+            for rejected in results:
+                if rejected is not None and not rejected.feedback and stop is None:
+                    stop = rejected
+
+        for part in calls:
+            if stop is not None:
+                part.state = ToolError(
+                    raw_input=self._raw(part), error="Skipped: the user refused an earlier call."
+                )
+                self._emit_error(part)
+                continue
+            tool = self.session.tools_by_name.get(part.tool)
+            batch.append(part)
+            if tool is None or not tool.read_only:
+                await flush()
+        if batch:
+            await flush()
+        if stop is not None:
+            raise _StopTurn(str(stop))
+
+    @staticmethod
+    def _raw(part: ToolPart) -> str:
+        return getattr(part.state, "raw_input", "")
+
+    def _emit_error(self, part: ToolPart) -> None:
+        state = part.state
+        assert isinstance(state, ToolError)
+        self.emit(
+            ToolCallError(
+                session_id=self.session.id,
+                call_id=part.call_id,
+                tool=part.tool,
+                input=state.input,
+                error=state.error,
+            )
+        )
+
+    def _fail(
+        self, part: ToolPart, error: str, data: dict[str, Any] | None = None, started: float = 0.0
+    ) -> None:
+        part.state = ToolError(
+            input=data or {}, raw_input=self._raw(part) if data is None else "", error=error, started=started
+        )
+        self._emit_error(part)
+
+    async def _run_one(self, part: ToolPart) -> PermissionRejected | None:
+        s = self.session
+        tool: Tool[Any] | None = s.tools_by_name.get(part.tool)
+        if tool is None:
+            names = ", ".join(sorted(s.tools_by_name))
+            self._fail(part, f"Unknown tool '{part.tool}'. Available tools: {names}.")
+            return None
+        raw = self._raw(part) or "{}"
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            self._fail(
+                part,
+                f"The arguments are not valid JSON ({exc.msg} at position {exc.pos}). Send the call again with a JSON object.",
+            )
+            return None
+        if not isinstance(data, dict):
+            self._fail(part, "The arguments must be a JSON object.")
+            return None
+        try:
+            args = tool.parse(data)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(x) for x in e['loc']) or 'arguments'}: {e['msg']}" for e in exc.errors()
+            )
+            self._fail(part, f"Invalid arguments for {tool.name}: {problems}. Fix them and call again.", data)
+            return None
+
+        started = time.time()
+        part.state = ToolRunning(input=data, started=started)
+        self.emit(ToolCallRunning(session_id=s.id, call_id=part.call_id, tool=part.tool, input=data))
+        ctx = s.tool_context(part.call_id)
+        try:
+            if self._is_doom_loop(part):
+                await ctx.ask(
+                    PermissionQuery(
+                        permission="doom_loop",
+                        patterns=[part.tool],
+                        title=f"{part.tool} was called {DOOM_LOOP_REPEATS} times in a row with the same input. Continue?",
+                    )
+                )
+            result = await tool.run(args, ctx)
+        except PermissionRejected as exc:
+            self._fail(part, str(exc), data, started)
+            return exc
+        except ToolFailure as exc:
+            self._fail(part, str(exc), data, started)
+            return None
+        except asyncio.CancelledError:
+            part.state = ToolError(input=data, error=INTERRUPTED, started=started)
+            self._emit_error(part)
+            raise
+        except Exception as exc:  # a bug in a tool must not end the session
+            self._fail(part, f"The tool failed unexpectedly: {type(exc).__name__}: {exc}", data, started)
+            return None
+        part.state = ToolCompleted(
+            input=data,
+            output=result.output,
+            title=result.title,
+            metadata=result.metadata,
+            attachments=result.attachments,
+            started=started,
+        )
+        self.emit(
+            ToolCallCompleted(
+                session_id=s.id,
+                call_id=part.call_id,
+                tool=part.tool,
+                input=data,
+                output=result.output,
+                title=result.title,
+                metadata=result.metadata,
+                attachments=result.attachments,
+            )
+        )
+        return None
+
+    def _is_doom_loop(self, part: ToolPart) -> bool:
+        """The same call with the same input as the two calls before it in the session."""
+        signature = _signature(part)
+        if signature is None:
+            return False
+        earlier: list[ToolPart] = []
+        for message in self.session.messages:
+            for p in message.tool_parts():
+                if p is part:
+                    recent = earlier[-(DOOM_LOOP_REPEATS - 1) :]
+                    return len(recent) == DOOM_LOOP_REPEATS - 1 and all(
+                        _signature(q) == signature for q in recent
+                    )
+                earlier.append(p)
+        return False

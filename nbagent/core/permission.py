@@ -1,0 +1,149 @@
+"""Permission requests as awaited futures: the loop asks, a front-end (or the headless policy) answers.
+
+The *policy* (rules, shell analysis, modes: ``nbagent.permissions``) decides allow / ask / deny;
+the *broker* turns an "ask" into a ``PermissionAsked`` event and waits for ``reply``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, Field
+
+from nbagent.core.events import PermissionAsked, PermissionReplied
+from nbagent.core.messages import new_id
+from nbagent.tools.base import Emit, PermissionQuery, PermissionRejected
+
+Action = Literal["allow", "ask", "deny"]
+ReplyKind = Literal["once", "always", "reject"]
+HeadlessPolicy = Literal["allow", "deny"]
+
+
+class Decision(BaseModel):
+    action: Action
+    rule: str = ""  # the rule that decided, as the user wrote it (e.g. 'bash: git status*')
+    reason: str = ""
+    always: list[str] = Field(default_factory=list)  # scoped rules an "always" reply would save
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class PermissionPolicy(Protocol):
+    def evaluate(self, query: PermissionQuery) -> Decision: ...
+
+    def remember(self, query: PermissionQuery, decision: Decision) -> None:
+        """Persist the scoped rules of ``decision.always`` (an "always" reply)."""
+        ...
+
+
+class AllowAll:
+    """The policy before rules are configured: everything runs, but a doom loop still asks."""
+
+    def evaluate(self, query: PermissionQuery) -> Decision:
+        if query.permission == "doom_loop":
+            return Decision(
+                action="ask", reason="the same tool call was repeated 3 times", rule="doom_loop: ask"
+            )
+        return Decision(action="allow", rule="default: allow")
+
+    def remember(self, query: PermissionQuery, decision: Decision) -> None:
+        return None
+
+
+@dataclass
+class _Pending:
+    query: PermissionQuery
+    decision: Decision
+    future: asyncio.Future[tuple[ReplyKind, str]]
+
+
+class PermissionBroker:
+    def __init__(
+        self,
+        policy: PermissionPolicy,
+        emit: Emit,
+        *,
+        session_id: str = "",
+        headless: HeadlessPolicy | None = None,
+    ) -> None:
+        self.policy = policy
+        self.emit = emit
+        self.session_id = session_id
+        self.headless = headless
+        self._pending: dict[str, _Pending] = {}
+
+    @property
+    def pending(self) -> list[str]:
+        return list(self._pending)
+
+    async def check(self, query: PermissionQuery, call_id: str | None = None) -> None:
+        """Return when the call may run; raise ``PermissionRejected`` otherwise."""
+        decision = self.policy.evaluate(query)
+        if decision.action == "allow":
+            return
+        target = ", ".join(query.patterns) or query.permission
+        if decision.action == "deny":
+            why = decision.reason or f"denied by rule {decision.rule}"
+            raise PermissionRejected(f"Permission denied for {query.permission} {target}: {why}.")
+        request_id = new_id("perm")
+        self.emit(
+            PermissionAsked(
+                session_id=self.session_id,
+                request_id=request_id,
+                call_id=call_id,
+                tool=query.permission,
+                title=query.title or f"{query.permission} {target}",
+                patterns=query.patterns,
+                reason=decision.reason or decision.rule,
+                always=decision.always,
+                details={**query.metadata, **decision.details},
+            )
+        )
+        if self.headless is not None:
+            reply: ReplyKind = "once" if self.headless == "allow" else "reject"
+            self.emit(
+                PermissionReplied(
+                    session_id=self.session_id,
+                    request_id=request_id,
+                    reply=reply,
+                    by=f"headless policy: {self.headless}",
+                )
+            )
+            if reply == "reject":
+                raise PermissionRejected(
+                    f"Permission for {query.permission} {target} was refused: no one can answer prompts in this"
+                    " run (headless policy: deny). Run with --yes, or allow it in nbagent.json."
+                )
+            return
+        future: asyncio.Future[tuple[ReplyKind, str]] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = _Pending(query, decision, future)
+        try:
+            kind, feedback = await future
+        finally:
+            self._pending.pop(request_id, None)
+        if kind == "reject":
+            raise PermissionRejected(f"The user refused {query.permission} {target}.", feedback)
+
+    def reply(self, request_id: str, kind: ReplyKind, feedback: str = "", by: str = "user") -> None:
+        pending = self._pending.get(request_id)
+        if pending is None or pending.future.done():
+            raise KeyError(f"No pending permission request {request_id}")
+        self.emit(
+            PermissionReplied(
+                session_id=self.session_id, request_id=request_id, reply=kind, feedback=feedback, by=by
+            )
+        )
+        pending.future.set_result((kind, feedback))
+        if kind == "always":
+            self.policy.remember(pending.query, pending.decision)
+            saved = ", ".join(pending.decision.always)
+            for other_id, other in list(self._pending.items()):
+                covered = other_id != request_id and not other.future.done()
+                if covered and self.policy.evaluate(other.query).action == "allow":
+                    self.reply(other_id, "once", by=f"covered by the rule just saved ({saved})")
+
+    def cancel_all(self) -> None:
+        for pending in self._pending.values():
+            if not pending.future.done():
+                pending.future.cancel()

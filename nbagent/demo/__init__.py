@@ -1,0 +1,1 @@
+"""The demo: a sample repo and a scripted model that adds a --json flag to it."""

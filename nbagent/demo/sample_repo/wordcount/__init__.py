@@ -1,0 +1,1 @@
+"""Count lines, words and characters of text files."""

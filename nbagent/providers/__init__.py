@@ -1,0 +1,1 @@
+"""Model providers: the litellm adapter, the error table and the scripted model server."""

@@ -1,0 +1,26 @@
+"""A scripted model served over loopback HTTP, speaking OpenAI Chat Completions and Anthropic Messages.
+
+The demo and the tests use it: litellm reaches it exactly as it reaches a real provider.
+"""
+
+from nbagent.providers.scripted.script import (
+    CutStream,
+    ErrorReply,
+    FunctionScript,
+    ListScript,
+    Reply,
+    Script,
+    ToolCallSpec,
+)
+from nbagent.providers.scripted.server import ScriptedModelServer
+
+__all__ = [
+    "CutStream",
+    "ErrorReply",
+    "FunctionScript",
+    "ListScript",
+    "Reply",
+    "Script",
+    "ScriptedModelServer",
+    "ToolCallSpec",
+]

@@ -1,0 +1,81 @@
+"""What the scripted model answers: replies, errors and broken streams, chosen per request."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass
+class ToolCallSpec:
+    name: str
+    arguments: dict[str, Any] | str  # a str is sent verbatim (lets tests send broken JSON)
+    id: str = ""
+
+    def arguments_json(self) -> str:
+        return self.arguments if isinstance(self.arguments, str) else json.dumps(self.arguments)
+
+
+@dataclass
+class Reply:
+    text: str = ""
+    reasoning: str = ""
+    tool_calls: list[ToolCallSpec] = field(default_factory=list)
+    delay: float = 0.0  # seconds between streamed chunks
+
+
+@dataclass
+class ErrorReply:
+    status: int
+    message: str = "scripted error"
+    headers: dict[str, str] = field(default_factory=dict)
+    error_type: str = ""
+
+
+@dataclass
+class CutStream:
+    """Start streaming ``reply`` and drop the connection after ``after_chunks`` chunks."""
+
+    reply: Reply
+    after_chunks: int = 2
+
+
+Answer = Reply | ErrorReply | CutStream
+
+
+class Script(Protocol):
+    def answer(self, request: dict[str, Any], protocol: str) -> Answer: ...
+
+
+class ListScript:
+    """Answers in order; past the end, answers ``fallback`` (a plain text reply by default)."""
+
+    def __init__(self, answers: Iterable[Answer], fallback: Answer | None = None) -> None:
+        self._answers = list(answers)
+        self._lock = threading.Lock()
+        self._index = 0
+        self.fallback = fallback or Reply(text="(the scripted model has no more replies)")
+
+    def answer(self, request: dict[str, Any], protocol: str) -> Answer:
+        with self._lock:
+            if self._index < len(self._answers):
+                self._index += 1
+                return self._answers[self._index - 1]
+            return self.fallback
+
+    @property
+    def remaining(self) -> int:
+        return len(self._answers) - self._index
+
+
+class FunctionScript:
+    """Answers by calling ``fn(request, protocol)``: for replies that depend on the conversation."""
+
+    def __init__(self, fn: Callable[[dict[str, Any], str], Answer]) -> None:
+        self._fn = fn
+
+    def answer(self, request: dict[str, Any], protocol: str) -> Answer:
+        return self._fn(request, protocol)

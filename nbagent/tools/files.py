@@ -1,0 +1,584 @@
+"""The file tools: read, write, edit. Shared helpers (diffs, closest match) are used by apply_patch too."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import codecs
+import difflib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from nbagent.core.events import DiffProduced
+from nbagent.core.messages import Attachment
+from nbagent.tools.base import PermissionQuery, Tool, ToolContext, ToolFailure, ToolResult, bound_output
+
+DEFAULT_LIMIT = 2000  # lines per read
+MAX_LINE_CHARS = 2000  # longer lines are cut
+MAX_READ_CHARS = 50_000  # one read returns at most this much text; the rest is read on with offset
+MAX_IMAGE_BYTES = 5 * 1024 * 1024
+MAX_DIFF_CHARS = 100_000  # diffs kept in events and metadata
+SNIFF_BYTES = 8192
+NB_OUTPUT_CHARS = 2000  # per notebook output
+NB_MAX_IMAGES = 3
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def image_type(head: bytes) -> str | None:
+    """The media type of an image we can hand to the model, from its magic bytes."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+def is_binary(head: bytes) -> bool:
+    """NUL bytes, or not UTF-8, in the first bytes of a file."""
+    if b"\x00" in head:
+        return True
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
+def missing_file_message(path: Path, ctx: ToolContext) -> str:
+    """File-not-found, with the names in its directory that look like what was meant."""
+    shown = ctx.display(path)
+    parent = path.parent
+    if not parent.is_dir():
+        ancestor = parent
+        while not ancestor.is_dir() and ancestor != ancestor.parent:
+            ancestor = ancestor.parent
+        return (
+            f"File not found: {shown}. The directory {ctx.display(parent)} does not exist"
+            f" (nearest existing: {ctx.display(ancestor)}). Use glob to find the file."
+        )
+    try:
+        names = [entry.name for _, entry in zip(range(5000), parent.iterdir(), strict=False)]
+    except OSError:
+        names = []
+    wanted = path.name.lower()
+    close = [n for n in names if n.lower() == wanted or n.lower().split(".")[0] == wanted.split(".")[0]]
+    lowered = {n.lower(): n for n in names}
+    close += [lowered[n] for n in difflib.get_close_matches(wanted, list(lowered), n=3, cutoff=0.6)]
+    close = list(dict.fromkeys(close))[:5]
+    if close:
+        hint = ", ".join(ctx.display(parent / n) for n in close)
+        return f"File not found: {shown}. Did you mean: {hint}?"
+    return f"File not found: {shown}. Use glob to find the file."
+
+
+def make_diff(old: str, new: str, old_name: str, new_name: str | None = None) -> tuple[str, int, int]:
+    """A unified diff (bounded) with its counts of added and deleted lines."""
+    new_name = new_name or old_name
+    lines = list(
+        difflib.unified_diff(
+            old.splitlines(keepends=True),
+            new.splitlines(keepends=True),
+            fromfile=f"a/{old_name}",
+            tofile=f"b/{new_name}",
+        )
+    )
+    additions = sum(1 for ln in lines if ln.startswith("+") and not ln.startswith("+++"))
+    deletions = sum(1 for ln in lines if ln.startswith("-") and not ln.startswith("---"))
+    out: list[str] = []
+    for ln in lines:
+        if ln.endswith("\n"):
+            out.append(ln)
+        else:
+            out.append(ln + "\n\\ No newline at end of file\n")
+    diff = "".join(out)
+    if len(diff) > MAX_DIFF_CHARS:
+        diff = (
+            diff[:MAX_DIFF_CHARS] + f"\n... [diff truncated: {len(diff) - MAX_DIFF_CHARS} more characters]\n"
+        )
+    return diff, additions, deletions
+
+
+def emit_diff(ctx: ToolContext, shown: str, diff: str, additions: int, deletions: int) -> None:
+    ctx.emit(
+        DiffProduced(
+            session_id=ctx.session_id,
+            call_id=ctx.call_id,
+            path=shown,
+            diff=diff,
+            additions=additions,
+            deletions=deletions,
+        )
+    )
+
+
+def squash(line: str) -> str:
+    """A line with its whitespace runs collapsed: equal for lines that differ only in whitespace."""
+    return " ".join(line.split())
+
+
+@dataclass
+class Closest:
+    start: int  # 0-based index of the first line of the window
+    ratio: float
+    whitespace_only: bool
+
+
+def find_closest(lines: list[str], wanted: list[str], *, max_windows: int = 20_000) -> Closest | None:
+    """The window of ``len(wanted)`` lines that best resembles ``wanted``.
+
+    A window equal to ``wanted`` up to whitespace wins outright; otherwise the best
+    ``SequenceMatcher`` ratio over the joined text.
+    """
+    n = max(1, len(wanted))
+    if not lines:
+        return None
+    n = min(n, len(lines))
+    wanted = wanted[:n] if len(wanted) > n else wanted
+    squashed = [squash(w) for w in wanted]
+    starts = range(0, min(len(lines) - n + 1, max_windows))
+    if any(squashed):
+        squashed_lines = [squash(x) for x in lines[: starts.stop + n]]
+        for i in starts:
+            if squashed_lines[i : i + n] == squashed:
+                return Closest(i, 1.0, True)
+    target = "\n".join(wanted)
+    matcher = difflib.SequenceMatcher(None, autojunk=False)
+    matcher.set_seq2(target)
+    best: Closest | None = None
+    for i in starts:
+        matcher.set_seq1("\n".join(lines[i : i + n]))
+        floor = best.ratio if best else 0.0
+        if matcher.real_quick_ratio() <= floor or matcher.quick_ratio() <= floor:
+            continue
+        ratio = matcher.ratio()
+        if ratio > floor:
+            best = Closest(i, ratio, False)
+    return best
+
+
+def numbered(lines: list[str], start: int) -> str:
+    """Lines numbered like ``cat -n``; ``start`` is the 1-based number of the first line."""
+    out = []
+    for i, line in enumerate(lines, start):
+        if len(line) > MAX_LINE_CHARS:
+            line = (
+                line[:MAX_LINE_CHARS] + f"... [line truncated: {len(line) - MAX_LINE_CHARS} more characters]"
+            )
+        out.append(f"{i:>6}\t{line}")
+    return "\n".join(out)
+
+
+def closest_hint(lines: list[str], wanted: list[str], what: str) -> str:
+    """A sentence saying where the text the model meant most likely is."""
+    if wanted and all(re.match(r"^\s*\d+\t", w) for w in wanted if w):
+        return (
+            f"{what} seems to include the line numbers of the read output; give only the text after the tab."
+        )
+    closest = find_closest(lines, wanted)
+    if closest is None or closest.ratio < 0.5:
+        first = next((w for w in wanted if w.strip()), "")
+        single = find_closest(lines, [first]) if len(wanted) > 1 and first else None
+        if single is not None and single.ratio >= 0.6:
+            return (
+                f"No similar block was found; its first line {first!r} most resembles line {single.start + 1}:\n"
+                + numbered(lines[single.start : single.start + 1], single.start + 1)
+            )
+        return "Nothing similar was found; read the file again to see its current content."
+    n = min(max(1, len(wanted)), len(lines))
+    first, last = closest.start + 1, closest.start + n
+    snippet = numbered(lines[closest.start : closest.start + n], first)
+    if len(snippet) > 3000:
+        snippet = snippet[:3000] + "\n..."
+    where = f"line {first}" if first == last else f"lines {first}-{last}"
+    if closest.whitespace_only:
+        return (
+            f"{what} matches {where} except for whitespace/indentation. Copy the exact text, "
+            f"indentation included:\n{snippet}"
+        )
+    return f"The closest match ({closest.ratio:.0%} similar) is at {where}:\n{snippet}"
+
+
+def read_text(path: Path, ctx: ToolContext) -> str:
+    """A text file's exact content (line endings kept); refuse binary files."""
+    data = path.read_bytes()
+    if is_binary(data[:SNIFF_BYTES]):
+        raise ToolFailure(f"{ctx.display(path)} is a binary file; it cannot be changed with this tool.")
+    return data.decode("utf-8", errors="replace")
+
+
+def write_text(path: Path, content: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content.encode("utf-8"))
+
+
+# ---------------------------------------------------------------------------------------------- read
+
+
+class ReadParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    file_path: str = Field(
+        description="Path to the file or directory (absolute, or relative to the project root)"
+    )
+    offset: int | None = Field(default=None, ge=1, description="1-based line to start reading from")
+    limit: int | None = Field(
+        default=None, ge=1, description=f"Number of lines to read (default {DEFAULT_LIMIT})"
+    )
+
+
+def _read_window(path: Path, start: int, limit: int) -> tuple[list[str], int, bool]:
+    """Lines ``start``.. (1-based, at most ``limit`` and ``MAX_READ_CHARS``), the total line count,
+    and whether the character budget cut the window short."""
+    window: list[str] = []
+    chars = 0
+    capped = False
+    total = 0
+    with path.open("r", encoding="utf-8", errors="replace", newline="") as fh:
+        for total, raw in enumerate(fh, 1):
+            if total < start or len(window) >= limit or capped:
+                continue
+            line = raw.rstrip("\r\n")
+            size = min(len(line), MAX_LINE_CHARS) + 8
+            if window and chars + size > MAX_READ_CHARS:
+                capped = True
+                continue
+            window.append(line)
+            chars += size
+    return window, total, capped
+
+
+class ReadTool(Tool[ReadParams]):
+    name = "read"
+    params = ReadParams
+    read_only = True
+
+    async def run(self, args: ReadParams, ctx: ToolContext) -> ToolResult:
+        path = ctx.resolve(args.file_path)
+        shown = ctx.display(path)
+        await ctx.ask(PermissionQuery(permission="read", patterns=[shown], title=f"Read {shown}"))
+        if not path.exists():
+            raise ToolFailure(missing_file_message(path, ctx))
+        if path.is_dir():
+            return self._directory(path, args, ctx)
+        if not path.is_file():
+            raise ToolFailure(f"{shown} is not a regular file.")
+        with path.open("rb") as fh:
+            head = fh.read(SNIFF_BYTES)
+        media = image_type(head)
+        if media is not None:
+            return self._image(path, media, ctx)
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            raise ToolFailure(
+                f"{shown} has an image extension but is not a valid png, jpeg, gif or webp image."
+            )
+        if is_binary(head):
+            raise ToolFailure(
+                f"Cannot read {shown}: it is a binary file (or not UTF-8 text). "
+                "Inspect it with bash (e.g. `file`, `xxd | head`) if you need to."
+            )
+        if path.suffix.lower() == ".ipynb":
+            result = self._notebook(path, args, ctx)
+            if result is not None:
+                return result
+        if not head:
+            ctx.files.record(path)
+            return ToolResult(output=f"{shown} is empty (0 lines).", title=shown, metadata={"lines": 0})
+        start = args.offset or 1
+        limit = args.limit or DEFAULT_LIMIT
+        window, total, capped = await asyncio.to_thread(_read_window, path, start, limit)
+        if start > total:
+            raise ToolFailure(
+                f"offset {start} is past the end of {shown}, which has {total} lines. Use a smaller offset."
+            )
+        ctx.files.record(path)
+        last = start + len(window) - 1
+        output = numbered(window, start)
+        if last < total:
+            why = f" (output capped at {MAX_READ_CHARS // 1000} KB)" if capped else ""
+            output += (
+                f"\n\n(Showing lines {start}-{last} of {total}{why}. Use offset={last + 1} to read more.)"
+            )
+        return ToolResult(
+            output=output,
+            title=shown,
+            metadata={"lines": total, "start": start, "end": last, "truncated": last < total},
+        )
+
+    def _directory(self, path: Path, args: ReadParams, ctx: ToolContext) -> ToolResult:
+        shown = ctx.display(path)
+        try:
+            entries = sorted(
+                (e.name + "/" if e.is_dir() else e.name for e in path.iterdir()), key=lambda n: n.lower()
+            )
+        except OSError as exc:
+            raise ToolFailure(f"Cannot list {shown}: {exc.strerror or exc}") from exc
+        start = args.offset or 1
+        limit = min(args.limit or 500, 2000)
+        part = entries[start - 1 : start - 1 + limit]
+        header = f"{shown.rstrip('/')}/ is a directory with {len(entries)} entries"
+        if not entries:
+            return ToolResult(output=header.replace("with 0 entries", "and is empty") + ".", title=shown)
+        output = header + ":\n" + "\n".join(part)
+        end = start - 1 + len(part)
+        if end < len(entries):
+            output += f"\n\n(Showing entries {start}-{end}. Use offset={end + 1} to see more, or glob.)"
+        return ToolResult(output=bound_output(output, ctx, label="listing"), title=shown)
+
+    def _image(self, path: Path, media: str, ctx: ToolContext) -> ToolResult:
+        shown = ctx.display(path)
+        size = path.stat().st_size
+        if size > MAX_IMAGE_BYTES:
+            raise ToolFailure(
+                f"{shown} is an image of {size / 1e6:.1f} MB; images over {MAX_IMAGE_BYTES // (1024 * 1024)} MB"
+                " are not read. Make a smaller copy (e.g. with Pillow or ImageMagick) and read that."
+            )
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        ctx.files.record(path)
+        return ToolResult(
+            output=f"Image {shown} ({media}, {size:,} bytes) is attached.",
+            title=shown,
+            attachments=[Attachment(media_type=media, data=data, name=shown)],
+            metadata={"media_type": media, "bytes": size},
+        )
+
+    def _notebook(self, path: Path, args: ReadParams, ctx: ToolContext) -> ToolResult | None:
+        """The cells of a notebook with their outputs; ``None`` if the file is not notebook JSON."""
+        try:
+            nb = json.loads(path.read_text(encoding="utf-8", errors="replace"))
+        except json.JSONDecodeError:
+            return None
+        if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
+            return None
+        shown = ctx.display(path)
+        cells: list[Any] = nb["cells"]
+        start = args.offset or 1
+        if cells and start > len(cells):
+            raise ToolFailure(
+                f"offset {start} is past the last cell of {shown}, which has {len(cells)} cells."
+            )
+        end = min(len(cells), start - 1 + (args.limit or len(cells)))
+        meta = nb.get("metadata")
+        info = meta.get("language_info") if isinstance(meta, dict) else None
+        language = (info.get("name") if isinstance(info, dict) else None) or "python"
+        parts = [f"Notebook {shown}: {len(cells)} cells ({language}). offset/limit count cells."]
+        attachments: list[Attachment] = []
+        for index in range(start - 1, end):
+            cell = cells[index] if isinstance(cells[index], dict) else {}
+            parts.append(_render_cell(index + 1, cell, attachments, shown))
+        if end < len(cells):
+            parts.append(f"(Showing cells {start}-{end}. Use offset={end + 1} to read more.)")
+        ctx.files.record(path)
+        output = bound_output("\n\n".join(parts), ctx, label="notebook")
+        return ToolResult(output=output, title=shown, attachments=attachments, metadata={"cells": len(cells)})
+
+
+def _join(value: Any) -> str:
+    if isinstance(value, list):
+        return "".join(str(v) for v in value)
+    return "" if value is None else str(value)
+
+
+def _clip(text: str, limit: int = NB_OUTPUT_CHARS) -> str:
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f"\n... [output truncated: {len(text) - limit} more characters]"
+
+
+def _render_cell(number: int, cell: dict[str, Any], attachments: list[Attachment], shown: str) -> str:
+    kind = cell.get("cell_type", "?")
+    head = f'<cell {number} id="{cell.get("id", "")}" type="{kind}"'
+    if kind == "code":
+        count = cell.get("execution_count")
+        head += f" execution_count={count if count is not None else 'none'}"
+    lines = [head + ">", _join(cell.get("source")).rstrip("\n")]
+    for output in cell.get("outputs") or []:
+        if isinstance(output, dict):
+            lines.append(_render_output(output, attachments, number, shown))
+    lines.append("</cell>")
+    return "\n".join(lines)
+
+
+def _render_output(output: dict[str, Any], attachments: list[Attachment], number: int, shown: str) -> str:
+    kind = output.get("output_type", "")
+    if kind == "stream":
+        return f"[{output.get('name', 'stdout')}]\n" + _clip(_join(output.get("text")).rstrip("\n"))
+    if kind == "error":
+        return f"[error] {output.get('ename', 'Error')}: {output.get('evalue', '')}"
+    data = output.get("data") or {}
+    if not isinstance(data, dict):
+        return f"[{kind}]"
+    notes = []
+    for media in ("image/png", "image/jpeg", "image/gif", "image/webp"):
+        if media in data:
+            payload = "".join(_join(data[media]).split())
+            if len(attachments) >= NB_MAX_IMAGES:
+                notes.append(f"[{media} output not attached: at most {NB_MAX_IMAGES} images per read]")
+            elif len(payload) * 3 // 4 > MAX_IMAGE_BYTES:
+                notes.append(f"[{media} output too large to attach]")
+            else:
+                attachments.append(Attachment(media_type=media, data=payload, name=f"{shown} cell {number}"))
+                notes.append(f"[{media} output attached as image {len(attachments)}]")
+            break
+    for media in ("text/plain", "text/markdown", "text/html", "application/json"):
+        if media in data:
+            value = data[media]
+            text = (
+                json.dumps(value)
+                if media == "application/json" and not isinstance(value, str)
+                else _join(value)
+            )
+            notes.append(f"[{kind} {media}]\n" + _clip(text.rstrip("\n")))
+            break
+    if not notes:
+        notes.append(f"[{kind}: {', '.join(data) or 'no data'}]")
+    return "\n".join(notes)
+
+
+# ---------------------------------------------------------------------------------------------- write
+
+
+class WriteParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    file_path: str = Field(description="Path of the file (absolute, or relative to the project root)")
+    content: str = Field(description="The complete new content of the file")
+
+
+class WriteTool(Tool[WriteParams]):
+    name = "write"
+    params = WriteParams
+
+    async def run(self, args: WriteParams, ctx: ToolContext) -> ToolResult:
+        path = ctx.resolve(args.file_path)
+        shown = ctx.display(path)
+        if path.is_dir():
+            raise ToolFailure(f"{shown} is a directory; give the path of a file.")
+        exists = path.exists()
+        old = ""
+        if exists:
+            ctx.files.check_fresh(path)
+            old = read_text(path, ctx)
+        diff, additions, deletions = make_diff(old, args.content, shown)
+        await ctx.ask(
+            PermissionQuery(
+                permission="edit", patterns=[shown], title=f"Write {shown}", metadata={"diff": diff}
+            )
+        )
+        write_text(path, args.content)
+        ctx.files.record(path)
+        emit_diff(ctx, shown, diff, additions, deletions)
+        lines = len(args.content.splitlines())
+        verb = f"Overwrote {shown}" if exists else f"Created {shown}"
+        return ToolResult(
+            output=f"{verb} ({lines} lines, +{additions} -{deletions}).",
+            title=shown,
+            metadata={"diff": diff, "additions": additions, "deletions": deletions, "created": not exists},
+        )
+
+
+# ---------------------------------------------------------------------------------------------- edit
+
+
+class EditParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    file_path: str = Field(description="Path of the file (absolute, or relative to the project root)")
+    old_string: str = Field(description="The exact text to replace")
+    new_string: str = Field(description="The text to put in its place (must differ from old_string)")
+    replace_all: bool = Field(default=False, description="Replace every occurrence of old_string")
+
+
+def _line_of(content: str, index: int) -> int:
+    return content.count("\n", 0, index) + 1
+
+
+class EditTool(Tool[EditParams]):
+    name = "edit"
+    params = EditParams
+
+    async def run(self, args: EditParams, ctx: ToolContext) -> ToolResult:
+        path = ctx.resolve(args.file_path)
+        shown = ctx.display(path)
+        if args.old_string == args.new_string:
+            raise ToolFailure("old_string and new_string are identical; there is nothing to change.")
+        if path.is_dir():
+            raise ToolFailure(f"{shown} is a directory; give the path of a file.")
+        if not path.exists():
+            if args.old_string:
+                raise ToolFailure(missing_file_message(path, ctx) + " (Empty old_string creates a new file.)")
+            return await self._save(path, "", args.new_string, ctx, created=True, count=1)
+        ctx.files.check_fresh(path)
+        original = read_text(path, ctx)
+        old, new = args.old_string, args.new_string
+        if not old:
+            if original:
+                raise ToolFailure(
+                    f"old_string is empty but {shown} already exists and is not empty. "
+                    "Give the text to replace, or use write to replace the whole file."
+                )
+            return await self._save(path, original, new, ctx, created=False, count=1)
+
+        # Line endings: the read output hides "\r"; match a pure-CRLF file in "\n" form and convert back.
+        crlf = "\r\n" in original and original.count("\r\n") == original.count("\n")
+        if crlf or "\r" not in original:
+            content = original.replace("\r\n", "\n")
+            old, new = old.replace("\r\n", "\n"), new.replace("\r\n", "\n")
+        else:
+            content = original
+
+        count = content.count(old)
+        if count == 0:
+            hint = closest_hint(content.split("\n"), old.rstrip("\n").split("\n"), "old_string")
+            raise ToolFailure(f"old_string was not found in {shown}. {hint}")
+        if count > 1 and not args.replace_all:
+            positions: list[int] = []
+            at = content.find(old)
+            while at != -1 and len(positions) < 20:
+                positions.append(_line_of(content, at))
+                at = content.find(old, at + len(old))
+            where = ", ".join(str(p) for p in positions)
+            raise ToolFailure(
+                f"old_string occurs {count} times in {shown} (starting on lines {where}). Add surrounding "
+                "lines to old_string to make it unique, or set replace_all=true to change every occurrence."
+            )
+        updated = content.replace(old, new) if args.replace_all else content.replace(old, new, 1)
+        if crlf:
+            updated = updated.replace("\n", "\r\n")
+        return await self._save(path, original, updated, ctx, created=False, count=count)
+
+    async def _save(
+        self, path: Path, old: str, new: str, ctx: ToolContext, *, created: bool, count: int
+    ) -> ToolResult:
+        shown = ctx.display(path)
+        diff, additions, deletions = make_diff(old, new, shown)
+        await ctx.ask(
+            PermissionQuery(
+                permission="edit", patterns=[shown], title=f"Edit {shown}", metadata={"diff": diff}
+            )
+        )
+        write_text(path, new)
+        ctx.files.record(path)
+        emit_diff(ctx, shown, diff, additions, deletions)
+        if created:
+            message = f"Created {shown} (+{additions})."
+        else:
+            times = f"{count} occurrences" if count > 1 else "1 occurrence"
+            message = f"Edited {shown}: replaced {times} (+{additions} -{deletions})."
+        return ToolResult(
+            output=message,
+            title=shown,
+            metadata={"diff": diff, "additions": additions, "deletions": deletions, "replacements": count},
+        )

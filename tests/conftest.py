@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from nbagent.core.config import Config, RetryConfig
+from nbagent.core.events import Event
+from nbagent.core.session import Session
+from nbagent.providers.scripted import Script, ScriptedModelServer
+
+Serve = Callable[[Script], ScriptedModelServer]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads or writes the real user's configuration or data."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("NBAGENT_CONFIG_DIR", str(home / "config"))
+    monkeypatch.setenv("NBAGENT_DATA_DIR", str(home / "data"))
+
+
+@pytest.fixture
+def serve() -> Iterator[Serve]:
+    servers: list[ScriptedModelServer] = []
+
+    def start(script: Script) -> ScriptedModelServer:
+        server = ScriptedModelServer(script).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def make_session(root: Path, server: ScriptedModelServer, protocol: str = "openai", **kwargs: Any) -> Session:
+    """A session whose model is the scripted server, reached over HTTP through litellm."""
+    model = "openai/scripted" if protocol == "openai" else "anthropic/claude-sonnet-4-5"
+    base = server.openai_base if protocol == "openai" else server.anthropic_base
+    config_fields: dict[str, Any] = {"model": model, "api_base": base, "retry": RetryConfig(base_delay=0.0)}
+    for key in ("max_steps", "retry", "models"):
+        if key in kwargs:
+            config_fields[key] = kwargs.pop(key)
+    kwargs.setdefault("headless", "allow")
+    return Session(root, Config(**config_fields), api_key="test-key", **kwargs)
+
+
+async def collect(session: Session, prompt: str) -> list[Event]:
+    return [event async for event in session.run(prompt)]

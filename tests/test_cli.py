@@ -1,0 +1,194 @@
+"""The `nbagent` command end to end: a real process talking HTTP to the scripted model."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from nbagent.providers.scripted import ListScript, Reply, ToolCallSpec
+from tests.conftest import Serve
+
+NBAGENT = [sys.executable, "-m", "nbagent"]
+
+
+def run_cli(args: list[str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    return subprocess.run(
+        [*NBAGENT, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env, check=False
+    )
+
+
+def test_run_multi_step_task_stream_json(tmp_path: Path, serve: Serve) -> None:
+    (tmp_path / "calc.py").write_text("def add(a, b):\n    return a - b\n")
+    (tmp_path / "test_calc.py").write_text(
+        "from calc import add\n\ndef test_add():\n    assert add(2, 3) == 5\n"
+    )
+    server = serve(
+        ListScript(
+            [
+                Reply(tool_calls=[ToolCallSpec("read", {"file_path": "calc.py"})]),
+                Reply(
+                    tool_calls=[
+                        ToolCallSpec(
+                            "edit", {"file_path": "calc.py", "old_string": "a - b", "new_string": "a + b"}
+                        )
+                    ]
+                ),
+                Reply(
+                    tool_calls=[
+                        ToolCallSpec(
+                            "bash", {"command": f"{sys.executable} -m pytest -q -p no:cacheprovider"}
+                        )
+                    ]
+                ),
+                Reply(text="Fixed `add`; the test passes."),
+            ]
+        )
+    )
+    out = run_cli(
+        [
+            "run",
+            "--model",
+            "openai/scripted",
+            "--api-base",
+            server.openai_base,
+            "--api-key",
+            "sk-test-secret",
+            "--yes",
+            "--output-format",
+            "stream-json",
+            "fix add",
+        ],
+        tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    events = [json.loads(line) for line in out.stdout.splitlines()]
+    types = [e["type"] for e in events]
+    assert types[0] == "turn_started" and types[-1] == "turn_finished"
+    completed = [e for e in events if e["type"] == "tool_completed"]
+    assert [e["tool"] for e in completed] == ["read", "edit", "bash"]
+    assert "1 passed" in completed[2]["output"]
+    assert any(e["type"] == "diff" and "+    return a + b" in e["diff"] for e in events)
+    assert events[-1]["text"] == "Fixed `add`; the test passes."
+    assert "return a + b" in (tmp_path / "calc.py").read_text()
+    assert "sk-test-secret" not in out.stdout + out.stderr
+    assert server.requests[0].headers.get("authorization") == "Bearer sk-test-secret"
+
+
+def test_run_text_output_renders_tools_and_usage(tmp_path: Path, serve: Serve) -> None:
+    server = serve(
+        ListScript(
+            [
+                Reply(
+                    text="Planning.",
+                    tool_calls=[
+                        ToolCallSpec("todowrite", {"todos": [{"content": "say hi", "status": "in_progress"}]})
+                    ],
+                ),
+                Reply(tool_calls=[ToolCallSpec("write", {"file_path": "hi.txt", "content": "hi\n"})]),
+                Reply(text="Wrote hi.txt."),
+            ]
+        )
+    )
+    out = run_cli(
+        [
+            "run",
+            "-m",
+            "anthropic/claude-sonnet-4-5",
+            "--api-base",
+            server.anthropic_base,
+            "--api-key",
+            "k",
+            "--yes",
+            "go",
+        ],
+        tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "say hi" in out.stdout and "write" in out.stdout and "+hi" in out.stdout
+    assert "Wrote hi.txt." in out.stdout
+    assert "3 steps" in out.stdout and "$" in out.stdout  # claude prices are known to litellm
+
+
+def test_run_json_output(tmp_path: Path, serve: Serve) -> None:
+    server = serve(ListScript([Reply(text="42")]))
+    out = run_cli(
+        [
+            "run",
+            "-m",
+            "openai/scripted",
+            "--api-base",
+            server.openai_base,
+            "--api-key",
+            "k",
+            "--output-format",
+            "json",
+            "answer",
+        ],
+        tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["result"] == "42" and result["reason"] == "stop" and result["steps"] == 1
+
+
+def test_without_yes_headless_prompts_are_refused_clearly(tmp_path: Path, serve: Serve) -> None:
+    (tmp_path / "a.txt").write_text("x")
+    call = ToolCallSpec("read", {"file_path": "a.txt"})
+    server = serve(ListScript([Reply(tool_calls=[call])] * 3 + [Reply(text="unreachable")]))
+    out = run_cli(
+        [
+            "run",
+            "-m",
+            "openai/scripted",
+            "--api-base",
+            server.openai_base,
+            "--api-key",
+            "k",
+            "--output-format",
+            "stream-json",
+            "loop",
+        ],
+        tmp_path,
+    )
+    events = [json.loads(line) for line in out.stdout.splitlines()]
+    replied = [e for e in events if e["type"] == "permission_replied"]
+    assert replied and replied[0]["reply"] == "reject" and "headless" in replied[0]["by"]
+
+
+def test_missing_model_and_missing_key_errors(tmp_path: Path) -> None:
+    out = run_cli(["run", "hello"], tmp_path)
+    assert out.returncode == 1
+    assert "No model configured" in out.stderr and "--model" in out.stderr
+    env_free = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    out = subprocess.run(
+        [*NBAGENT, "run", "-m", "anthropic/claude-sonnet-4-5", "--output-format", "stream-json", "hi"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**env_free, "LITELLM_LOCAL_MODEL_COST_MAP": "True"},
+        check=False,
+    )
+    events = [json.loads(line) for line in out.stdout.splitlines()]
+    errors = [e for e in events if e["type"] == "error"]
+    assert out.returncode == 1 and errors
+    assert "ANTHROPIC_API_KEY" in errors[0]["hint"]
+
+
+def test_broken_config_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "nbagent.json").write_text('{"max_steps": "many"}')
+    out = run_cli(["run", "-m", "openai/x", "hi"], tmp_path)
+    assert out.returncode == 1
+    assert "nbagent.json" in out.stderr and "max_steps" in out.stderr
+
+
+def test_demo_runs_end_to_end(tmp_path: Path) -> None:
+    out = run_cli(["demo"], tmp_path, timeout=180)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "SCRIPTED" in out.stdout
+    assert "Demo finished: the tests pass" in out.stdout
+    assert "--api-base" in out.stdout  # says how to point nbagent at a real model

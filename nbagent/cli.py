@@ -51,6 +51,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--max-steps", type=int, default=None, help="model steps before the turn stops")
     run.add_argument("--cwd", type=Path, default=None, help="project directory (default: the current one)")
+    resume = run.add_mutually_exclusive_group()
+    resume.add_argument(
+        "--continue", "-c", dest="continue_", action="store_true", help="continue the last session here"
+    )
+    resume.add_argument("--session", "-s", help="continue the session with this id (or id prefix)")
+
+    sessions = sub.add_parser("sessions", help="list the sessions of this project (or all with --all)")
+    sessions.add_argument("--all", action="store_true", help="sessions of every project")
+    sessions.add_argument("--limit", type=int, default=20)
+
+    export = sub.add_parser("export", help="print a session as a markdown transcript")
+    export.add_argument("session_id", help="session id or a unique prefix")
 
     demo = sub.add_parser("demo", help="run the demo task with the built-in scripted model (no API key)")
     demo.add_argument("--keep", action="store_true", help="keep the demo's temporary project folder")
@@ -62,6 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
     cfg_sub.add_parser("show", help="print the merged configuration for the current directory")
 
     sub.add_parser("events-schema", help="print the JSON schema of the event stream")
+
+    from nbagent.jupyter.execute import add_arguments as add_execute_arguments
+
+    add_execute_arguments(
+        sub.add_parser(
+            "execute", help="execute a notebook headless (--replay: from its recorded model replies)"
+        )
+    )
     return parser
 
 
@@ -88,6 +108,14 @@ def main(argv: list[str] | None = None) -> int:
             return run_demo(keep=args.keep, output_format=args.output_format)
         if args.command == "config":
             return cmd_config(args)
+        if args.command == "sessions":
+            return cmd_sessions(args)
+        if args.command == "export":
+            return cmd_export(args)
+        if args.command == "execute":
+            from nbagent.jupyter.execute import run_from_args
+
+            return run_from_args(args)
         if args.command == "events-schema":
             from nbagent.core.events import event_json_schema
 
@@ -114,6 +142,43 @@ def cmd_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def open_store(config: Any) -> Any:
+    from nbagent.store import SessionStore
+
+    return SessionStore(Path(config.store).expanduser() if config.store else None)
+
+
+def cmd_sessions(args: argparse.Namespace) -> int:
+    import time
+
+    from nbagent.core.config import load_config
+
+    root = Path.cwd().resolve()
+    store = open_store(load_config(root))
+    rows = store.list_sessions(None if args.all else root, limit=args.limit)
+    if not rows:
+        print("No sessions yet." if args.all else f"No sessions for {root} (use --all for every project).")
+        return EXIT_OK
+    for info in rows:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(info.updated))
+        cost = f"${info.usage.cost:.4f}" if info.usage.cost is not None else "-"
+        where = f"  {info.project}" if args.all else ""
+        print(
+            f"{info.id}  {when}  {info.message_count:>4} msgs  {cost:>9}  {info.model or '-'}  {info.title}{where}"
+        )
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from nbagent.core.config import load_config
+    from nbagent.store import export_markdown
+
+    store = open_store(load_config(Path.cwd().resolve()))
+    info, messages = store.load_session(store.resolve_id(args.session_id))
+    print(export_markdown(info, messages, store.summaries(info.id)))
+    return EXIT_OK
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     _preload_litellm()
     from nbagent.core.config import load_config
@@ -125,7 +190,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = load_config(root, overrides)
     interactive = args.output_format == "text" and sys.stdin.isatty() and not args.yes
     headless: HeadlessPolicy | None = "allow" if args.yes else (None if interactive else "deny")
-    session = Session(root, config, api_key=args.api_key, headless=headless)
+    store = open_store(config)
+    resume_id = args.session
+    if args.continue_:
+        latest = store.latest_session(root)
+        if latest is None:
+            from nbagent.core.errors import NbagentError
+
+            raise NbagentError(f"No session to continue in {root}.", "Start one with `nbagent run PROMPT`.")
+        resume_id = latest.id
+    if resume_id:
+        session = Session.resume(root, config, store, resume_id, api_key=args.api_key, headless=headless)
+    else:
+        session = Session(root, config, api_key=args.api_key, headless=headless, store=store)
     return run_session(session, " ".join(args.prompt), args.output_format, interactive=interactive)
 
 

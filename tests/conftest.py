@@ -45,7 +45,7 @@ def make_session(root: Path, server: ScriptedModelServer, protocol: str = "opena
     model = "openai/scripted" if protocol == "openai" else "anthropic/claude-sonnet-4-5"
     base = server.openai_base if protocol == "openai" else server.anthropic_base
     config_fields: dict[str, Any] = {"model": model, "api_base": base, "retry": RetryConfig(base_delay=0.0)}
-    for key in ("max_steps", "retry", "models"):
+    for key in ("max_steps", "retry", "models", "context"):
         if key in kwargs:
             config_fields[key] = kwargs.pop(key)
     kwargs.setdefault("headless", "allow")

@@ -42,6 +42,18 @@ class ModelLimits(_Strict):
     output: int | None = Field(None, gt=0, description="Maximum output tokens.")
 
 
+class ContextConfig(_Strict):
+    auto_compact: bool = Field(
+        True, description="Compact the session when the context fills; off means an error at the limit."
+    )
+    prune: bool = Field(True, description="Replace old tool outputs by a marker before compacting.")
+    reserve: int | None = Field(
+        None,
+        gt=0,
+        description="Tokens kept free for the model's answer (default: its output limit, at most 16k).",
+    )
+
+
 class Config(_Strict):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"title": "nbagent configuration"})
 
@@ -52,6 +64,10 @@ class Config(_Strict):
     retry: RetryConfig = Field(default_factory=RetryConfig)
     models: dict[str, ModelLimits] = Field(default_factory=dict, description="Per-model limit overrides.")
     mode: Mode = "default"
+    store: str | None = Field(
+        None, description="Path of the session store (SQLite); default: the user data dir."
+    )
+    context: ContextConfig = Field(default_factory=ContextConfig)
     # Sections owned by other domains; validated by their own models where they are used.
     permission: dict[str, Any] = Field(default_factory=dict)
     agent: dict[str, Any] = Field(default_factory=dict)

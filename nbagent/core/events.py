@@ -156,6 +156,23 @@ class Compacted(_Event):
     auto: bool = True
 
 
+class ContextReport(_Event):
+    """What the next request is made of, in tokens (``/context``)."""
+
+    type: Literal["context"] = "context"
+    model: str
+    context_limit: int
+    reserve: int
+    system_prompt: int
+    tools: int
+    memory: int
+    summary: int
+    messages: int
+    tool_results: int
+    free: int
+    limits_known: bool = True
+
+
 class ErrorEvent(_Event):
     type: Literal["error"] = "error"
     message: str
@@ -190,6 +207,7 @@ Event = Annotated[
     | Retrying
     | Notice
     | Compacted
+    | ContextReport
     | ErrorEvent
     | TurnFinished,
     Field(discriminator="type"),

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from nbagent.core.errors import ProviderError
+from nbagent.core.errors import ContextTooLong, NbagentError, ProviderError
 from nbagent.core.events import (
     ErrorEvent,
     Notice,
@@ -87,6 +87,7 @@ class TurnRunner:
     async def run(self, prompt: str) -> None:
         s = self.session
         self.emit(TurnStarted(session_id=s.id, turn_id=self.turn_id, prompt=prompt, model=s.model))
+        s.begin_turn(self.turn_id)
         s.append(user_message(prompt))
         steps = 0
         reason: Any = "stop"
@@ -128,11 +129,23 @@ class TurnRunner:
             )
         except _StopTurn:
             reason = "stop"
-        except ProviderError as exc:
+        except NbagentError as exc:  # provider failures, a full context
             reason = "error"
-            self.emit(ErrorEvent(session_id=s.id, message=str(exc), hint=exc.hint, kind=exc.kind))
+            kind = exc.kind if isinstance(exc, ProviderError) else type(exc).__name__
+            self.emit(ErrorEvent(session_id=s.id, message=str(exc), hint=exc.hint, kind=kind))
         finally:
             s.save()
+            changes = s.end_turn()
+        if changes is not None and changes.shell_changed:
+            names = ", ".join(s.display_path(p) for p in changes.shell_changed[:10])
+            more = f" and {len(changes.shell_changed) - 10} more" if len(changes.shell_changed) > 10 else ""
+            self.emit(
+                Notice(
+                    session_id=s.id,
+                    message=f"Shell commands changed {names}{more}. /undo reverts the agent's file edits;"
+                    " shell changes are reverted only on request (/undo --shell).",
+                )
+            )
         last = s.messages[-1] if s.messages else None
         text = last.text if last is not None and last.role == "assistant" else ""
         self.emit(
@@ -147,11 +160,22 @@ class TurnRunner:
         s = self.session
         retry = s.config.retry
         attempt = 0
+        compacted = False
         while True:
             attempt += 1
+            await s.fit_context(self.emit)
             try:
                 await self._stream_into(message, s.build_request())
                 break
+            except ContextTooLong:
+                # The provider counts differently from our estimate: compact once, then retry the step.
+                if compacted or not s.config.context.auto_compact:
+                    raise
+                compacted = True
+                message.parts.clear()
+                async for event in s.compact(auto=True):
+                    self.emit(event)
+                attempt -= 1
             except ProviderError as exc:
                 if not exc.retryable or attempt >= retry.max_attempts:
                     if exc.retryable:
@@ -176,6 +200,7 @@ class TurnRunner:
                 await asyncio.sleep(wait)
         usage = message.usage or Usage()
         s.usage = s.usage + usage
+        s.calibrate(usage)
         self.emit(
             UsageUpdated(
                 session_id=s.id,
@@ -183,10 +208,7 @@ class TurnRunner:
                 model=s.model,
                 usage=usage,
                 total=s.usage,
-                context_tokens=usage.input_tokens
-                + usage.cache_read_tokens
-                + usage.cache_write_tokens
-                + usage.output_tokens,
+                context_tokens=s.estimate_prompt_tokens(),
                 context_limit=s.context_limit,
             )
         )
@@ -337,9 +359,13 @@ class TurnRunner:
         except Exception as exc:  # a bug in a tool must not end the session
             self._fail(part, f"The tool failed unexpectedly: {type(exc).__name__}: {exc}", data, started)
             return None
+        output = result.output
+        file_path = data.get("file_path")
+        if tool.name == "read" and isinstance(file_path, str):
+            output += s.nested_memory_note(ctx.resolve(file_path))
         part.state = ToolCompleted(
             input=data,
-            output=result.output,
+            output=output,
             title=result.title,
             metadata=result.metadata,
             attachments=result.attachments,
@@ -351,7 +377,7 @@ class TurnRunner:
                 call_id=part.call_id,
                 tool=part.tool,
                 input=data,
-                output=result.output,
+                output=output,
                 title=result.title,
                 metadata=result.metadata,
                 attachments=result.attachments,

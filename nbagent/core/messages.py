@@ -46,6 +46,7 @@ class ToolCompleted(BaseModel):
     attachments: list[Attachment] = Field(default_factory=list)
     started: float = 0.0
     ended: float = Field(default_factory=time.time)
+    pruned: str | None = None  # set when the output was pruned from the context: the marker the model sees
 
 
 class ToolError(BaseModel):

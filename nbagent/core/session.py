@@ -15,20 +15,32 @@ from collections.abc import AsyncIterator
 from datetime import date
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nbagent.core.config import Config
+from nbagent.core.context import memory
+from nbagent.core.context.budget import Estimator, Limits, estimate_chars, model_limits
+from nbagent.core.context.compaction import summarize, summary_message_text
+from nbagent.core.context.prune import prune
 from nbagent.core.errors import ConfigError, NbagentError
-from nbagent.core.events import Event, TurnFinished
-from nbagent.core.loop import TurnRunner
-from nbagent.core.messages import Message, Usage, new_id
+from nbagent.core.events import Compacted, ContextReport, Event, Notice, TurnFinished
+from nbagent.core.loop import TurnRunner, close_dangling
+from nbagent.core.messages import Message, ToolCompleted, ToolPart, Usage, new_id
 from nbagent.core.permission import AllowAll, HeadlessPolicy, PermissionBroker, PermissionPolicy, ReplyKind
 from nbagent.providers.base import ModelRequest, Provider
 from nbagent.providers.wire import to_openai
 from nbagent.tools.base import FileTracker, PermissionQuery, Tool, ToolContext
 
+if TYPE_CHECKING:
+    from nbagent.store import SessionStore, TurnChanges, UndoLog, UndoResult
+
 PROMPTS = Path(__file__).parent / "prompts"
-DEFAULT_CONTEXT_LIMIT = 32_000
+CACHE_TTL = 300.0  # seconds a provider keeps a prompt cache warm
+PRUNE_AT = 0.8  # fraction of the usable window at which old tool outputs are pruned
+PRUNE_COLD_AT = 0.5  # ... or already at this fraction when the cache has gone cold anyway
+COMPACT_AT = 0.9  # fraction at which the session is compacted
+KEEP_RECENT = 0.3  # fraction of the usable window kept verbatim after compaction
+EPHEMERAL = {"type": "ephemeral"}
 
 
 @cache
@@ -50,6 +62,14 @@ def _git_repo(root: Path) -> bool:
     return out.stdout.strip() == "true"
 
 
+class ContextFull(NbagentError):
+    """The prompt does not fit the model's window and compaction is off (or could not help)."""
+
+
+def uses_anthropic_cache(model: str) -> bool:
+    return model.startswith(("anthropic/", "claude", "bedrock/anthropic", "vertex_ai/claude"))
+
+
 class Session:
     def __init__(
         self,
@@ -63,6 +83,7 @@ class Session:
         headless: HeadlessPolicy | None = None,
         session_id: str | None = None,
         messages: list[Message] | None = None,
+        store: SessionStore | None = None,
     ) -> None:
         if not config.model:
             raise ConfigError(
@@ -92,12 +113,57 @@ class Session:
         self.files = FileTracker()
         self.tool_state: dict[str, Any] = {}
         self.started = time.time()
+        self.memory_files = memory.discover(self.root)
+        self.nested_memory = memory.NestedMemory(self.root)
         self._system_prompt = self._build_system_prompt()
         self._emit_target: list[asyncio.Queue[Event]] = []
         self.broker = PermissionBroker(
             policy or AllowAll(), self._emit, session_id=self.id, headless=headless
         )
         self._task: asyncio.Task[None] | None = None
+        # Context management: the live window is [summary] + messages[compacted_until:].
+        self.summary: str | None = None
+        self.compacted_until = 0
+        self.limits: Limits = model_limits(self.model, config)
+        self.estimator = Estimator()
+        self._wire: dict[
+            str, tuple[int, list[dict[str, Any]], int]
+        ] = {}  # message id -> (version, wire, chars)
+        self._last_request_at = 0.0
+        # Durability: the store (None keeps the session in memory only) and the undo log.
+        self.store = store
+        self.undo_log: UndoLog | None = None
+        self.title = ""
+        if store is not None:
+            from nbagent.store import SessionInfo, UndoLog
+
+            store.ensure_session(SessionInfo(id=self.id, project=self.root, model=self.model))
+            self.undo_log = UndoLog(store, self.id, self.root)
+
+    @classmethod
+    def resume(
+        cls, root: Path, config: Config, store: SessionStore, session_id: str, **kwargs: Any
+    ) -> Session:
+        """A session continued from the store: its history, compaction summary and todos."""
+        info, messages = store.load_session(store.resolve_id(session_id))
+        for message in messages:
+            close_dangling(message, "Interrupted: the session ended before the tool finished.")
+        if config.model is None and info.model:
+            config = config.model_copy(update={"model": info.model})
+        session = cls(root, config, session_id=info.id, messages=messages, store=store, **kwargs)
+        session.usage = info.usage
+        session.title = info.title
+        summaries = store.summaries(info.id)
+        if summaries:
+            last = summaries[-1]
+            ids = [m.id for m in messages]
+            session.summary = last.summary
+            if last.covers_until_message_id in ids:
+                session.compacted_until = ids.index(last.covers_until_message_id) + 1
+        todos = store.load_todos(info.id)
+        if todos:
+            session.tool_state["todos"] = todos
+        return session
 
     # -- prompt -------------------------------------------------------------------------------
 
@@ -112,7 +178,8 @@ class Session:
                 f"- Date at session start: {date.today().isoformat()}",
             ]
         )
-        return f"{base_system_prompt()}\n\n{env}"
+        sections = [base_system_prompt(), memory.render(self.memory_files), env]
+        return "\n\n".join(s for s in sections if s)
 
     @property
     def system_prompt(self) -> str:
@@ -124,19 +191,226 @@ class Session:
 
     @property
     def context_limit(self) -> int:
-        limits = self.config.models.get(self.model)
-        if limits and limits.context:
-            return limits.context
-        return DEFAULT_CONTEXT_LIMIT
+        return self.limits.context
+
+    def set_model(self, model: str) -> None:
+        """Switch the model mid-session; the history carries over."""
+        self.model = model
+        self.limits = model_limits(model, self.config)
+
+    # -- wire format, cached per message ---------------------------------------------------------
+
+    @staticmethod
+    def _version(message: Message) -> int:
+        """Changes when a message's wire form can change (a tool finishing, an output pruned)."""
+        return hash(
+            tuple(
+                (p.state.status, getattr(p.state, "pruned", None) is not None) for p in message.tool_parts()
+            )
+        ) ^ len(message.parts)
+
+    def _wire_of(self, message: Message) -> tuple[list[dict[str, Any]], int]:
+        version = self._version(message)
+        cached = self._wire.get(message.id)
+        if cached is None or cached[0] != version:
+            wire = to_openai([message])
+            cached = (version, wire, estimate_chars(wire))
+            self._wire[message.id] = cached
+        return cached[1], cached[2]
+
+    def _live_messages(self) -> list[Message]:
+        return self.messages[self.compacted_until :]
+
+    def _history_wire(self) -> tuple[list[dict[str, Any]], int]:
+        out: list[dict[str, Any]] = []
+        chars = 0
+        if self.summary:
+            text = summary_message_text(self.summary)
+            out.append({"role": "user", "content": text})
+            chars += len(text)
+        for message in self._live_messages():
+            wire, size = self._wire_of(message)
+            out.extend(wire)
+            chars += size
+        return out, chars
+
+    def _fixed_chars(self) -> int:
+        return len(self._system_prompt) + estimate_chars(self._tool_schemas)
+
+    def estimate_prompt_tokens(self) -> int:
+        return self.estimator.tokens(self._fixed_chars() + self._history_wire()[1])
 
     def build_request(self) -> ModelRequest:
-        messages = [{"role": "system", "content": self._system_prompt}, *to_openai(self.messages)]
+        history, _ = self._history_wire()
+        system: dict[str, Any] = {"role": "system", "content": self._system_prompt}
+        tools = self._tool_schemas
+        extra: dict[str, Any] = {}
+        cache_key = None
+        if uses_anthropic_cache(self.model):
+            # Breakpoints: the stable prefix (tools + system) and the two last messages.
+            system = {
+                "role": "system",
+                "content": [{"type": "text", "text": self._system_prompt, "cache_control": EPHEMERAL}],
+            }
+            if tools:
+                tools = [*tools[:-1], {**tools[-1], "cache_control": EPHEMERAL}]
+            history = [*history[:-2], *(_with_breakpoint(m) for m in history[-2:])]
+        else:
+            cache_key = self.id
+        self._last_request_at = time.time()
         return ModelRequest(
             model=self.model,
-            messages=messages,
-            tools=self._tool_schemas,
+            messages=[system, *history],
+            tools=tools,
+            max_tokens=min(self.limits.output, self.limits.reserve),
             api_base=self.config.api_base,
             api_key=self.api_key,
+            prompt_cache_key=cache_key,
+            extra=extra,
+        )
+
+    def calibrate(self, usage: Usage) -> None:
+        """Learn chars-per-token from the provider's count of the prompt just sent."""
+        prompt_tokens = usage.input_tokens + (
+            usage.cache_read_tokens + usage.cache_write_tokens if uses_anthropic_cache(self.model) else 0
+        )
+        self.estimator.calibrate(self._fixed_chars() + self._history_wire()[1], prompt_tokens)
+
+    # -- context management ------------------------------------------------------------------------
+
+    def context_report(self) -> ContextReport:
+        tokens = self.estimator.tokens
+        memory_chars = len(memory.render(self.memory_files))
+        tool_chars = 0
+        message_chars = 0
+        for message in self._live_messages():
+            _, size = self._wire_of(message)
+            results = sum(
+                len(p.state.pruned or p.state.output)
+                for p in message.tool_parts()
+                if isinstance(p.state, ToolCompleted)
+            )
+            tool_chars += results
+            message_chars += size - results
+        summary_chars = len(summary_message_text(self.summary)) if self.summary else 0
+        used = self.estimate_prompt_tokens()
+        return ContextReport(
+            session_id=self.id,
+            model=self.model,
+            context_limit=self.limits.context,
+            reserve=self.limits.reserve,
+            system_prompt=tokens(len(self._system_prompt) - memory_chars),
+            tools=tokens(estimate_chars(self._tool_schemas)),
+            memory=tokens(memory_chars) if memory_chars else 0,
+            summary=tokens(summary_chars) if summary_chars else 0,
+            messages=tokens(message_chars),
+            tool_results=tokens(tool_chars),
+            free=max(0, self.limits.usable - used),
+            limits_known=self.limits.known,
+        )
+
+    def _keep_pruned_output(self, part: ToolPart) -> Path | None:
+        state = part.state
+        if not isinstance(state, ToolCompleted):
+            return None
+        directory = self.tool_context("").output_dir / self.id
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"{part.call_id}.txt"
+        path.write_text(state.output, encoding="utf-8")
+        return path
+
+    def prune(self, *, force: bool = False) -> int:
+        """Prune old tool outputs; returns the tokens freed."""
+        usable_chars = int(self.limits.usable / self.estimator.ratio)
+        freed = prune(
+            self._live_messages(),
+            protect_chars=0 if force else min(160_000, usable_chars // 4),
+            minimum_chars=0 if force else min(80_000, usable_chars // 10),
+            keep=self._keep_pruned_output,
+        )
+        return self.estimator.tokens(freed) if freed else 0
+
+    async def fit_context(self, emit: Any) -> None:
+        """Before a step: prune, then compact, so the request fits; raise ContextFull when it cannot."""
+        usable = self.limits.usable
+        estimate = self.estimate_prompt_tokens()
+        cold = bool(self._last_request_at) and time.time() - self._last_request_at > CACHE_TTL
+        threshold = usable * (PRUNE_COLD_AT if cold else PRUNE_AT)
+        if self.config.context.prune and estimate > threshold and self.prune():
+            estimate = self.estimate_prompt_tokens()
+        if estimate <= usable * COMPACT_AT:
+            return
+        if not self.config.context.auto_compact:
+            if estimate <= usable:
+                return
+            raise ContextFull(
+                f"The context is full ({estimate:,} of {usable:,} usable tokens) and auto-compaction is off.",
+                "Run /compact, start a new session, or set context.auto_compact to true.",
+            )
+        async for event in self.compact(auto=True):
+            emit(event)
+        if self.estimate_prompt_tokens() > usable and self.config.context.prune:
+            self.prune(force=True)
+        estimate = self.estimate_prompt_tokens()
+        if estimate > usable:
+            raise ContextFull(
+                f"Even after compaction the prompt needs {estimate:,} tokens; the model allows {usable:,}.",
+                "Start a new session, or configure a model with a larger context.",
+            )
+
+    async def compact(self, focus: str | None = None, *, auto: bool = False) -> AsyncIterator[Event]:
+        """Summarise the older part of the live history; the last messages stay verbatim."""
+        live = self._live_messages()
+        keep_chars = int(self.limits.usable * KEEP_RECENT / self.estimator.ratio)
+        split = len(live)
+        kept = 0
+        while split > 0:
+            size = self._wire_of(live[split - 1])[1]
+            if kept + size > keep_chars:
+                break
+            kept += size
+            split -= 1
+        if split == 0 and live:
+            split = 1  # always summarise something
+        if not live:
+            return
+        before = self.estimate_prompt_tokens()
+        summary, usage = await summarize(
+            self.provider,
+            model=self.model,
+            api_base=self.config.api_base,
+            api_key=self.api_key,
+            messages=live[:split],
+            previous=self.summary,
+            focus=focus,
+            budget_chars=int(self.limits.usable * 0.6 / self.estimator.ratio),
+            max_tokens=min(self.limits.output, self.limits.reserve),
+        )
+        if not summary:
+            yield Notice(
+                session_id=self.id,
+                level="warning",
+                message="Compaction returned an empty summary; kept the history.",
+            )
+            return
+        self.usage = self.usage + usage
+        self.summary = summary
+        self.compacted_until += split
+        self.save()
+        if self.store is not None:
+            self.store.add_summary(
+                self.id,
+                summary,
+                covers_until=self.messages[self.compacted_until - 1].id,
+                tokens_before=before,
+                tokens_after=self.estimate_prompt_tokens(),
+            )
+        yield Compacted(
+            session_id=self.id,
+            summary=summary,
+            tokens_before=before,
+            tokens_after=self.estimate_prompt_tokens(),
+            auto=auto,
         )
 
     # -- history --------------------------------------------------------------------------------
@@ -145,8 +419,60 @@ class Session:
         self.messages.append(message)
 
     def save(self) -> None:
-        """Persist the session (the store arrives with the context issue; in memory until then)."""
-        return None
+        """Persist the history in one transaction (a no-op without a store)."""
+        if self.store is None:
+            return
+        if not self.title:
+            first = next((m.text for m in self.messages if m.role == "user" and not m.synthetic), "")
+            self.title = " ".join(first.split())[:80]
+        self.store.save_step(
+            self.id, self.messages, usage=self.usage, todos=self.tool_state.get("todos"), title=self.title
+        )
+
+    # -- undo -----------------------------------------------------------------------------------
+
+    def begin_turn(self, turn_id: str) -> None:
+        if self.undo_log is not None:
+            self.undo_log.begin_turn(turn_id, len(self.messages))
+
+    def end_turn(self) -> TurnChanges | None:
+        return self.undo_log.end_turn() if self.undo_log is not None else None
+
+    def _record_before(self, path: Path) -> None:
+        if self.undo_log is not None:
+            self.undo_log.record_before(path)
+
+    def undo(self) -> UndoResult | None:
+        """Revert the files the last turn changed and the conversation to before it."""
+        if self.undo_log is None or self.busy:
+            return None
+        result = self.undo_log.undo(self.messages)
+        if result is not None:
+            del self.messages[result.message_count :]
+            self.compacted_until = min(self.compacted_until, len(self.messages))
+            self.save()
+        return result
+
+    def revert_shell_changes(self, paths: list[Path]) -> list[Path]:
+        """Revert files that shell commands changed during the last turn (only when asked)."""
+        if self.undo_log is None:
+            return []
+        return self.undo_log.revert_paths(paths).reverted
+
+    def display_path(self, path: Path) -> str:
+        try:
+            return str(path.relative_to(self.root))
+        except ValueError:
+            return str(path)
+
+    def redo(self) -> UndoResult | None:
+        if self.undo_log is None or self.busy:
+            return None
+        result = self.undo_log.redo()
+        if result is not None:
+            self.messages[result.message_count :] = result.messages
+            self.save()
+        return result
 
     # -- tools ------------------------------------------------------------------------------------
 
@@ -162,7 +488,15 @@ class Session:
             emit=self._emit,
             ask=ask,
             state=self.tool_state,
+            before_change=self._record_before,
         )
+
+    def nested_memory_note(self, path: Path) -> str:
+        """Instructions from memory files under ``path``'s folders, the first time they are reached."""
+        found = self.nested_memory.on_read(path)
+        if not found:
+            return ""
+        return "\n\n<system-reminder>\n" + memory.render(found) + "\n</system-reminder>"
 
     # -- turns --------------------------------------------------------------------------------
 
@@ -222,3 +556,18 @@ class Session:
         from nbagent.tools.shell import close_shells
 
         await close_shells(self.tool_state)
+
+
+def _with_breakpoint(message: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``message`` whose last content block carries a cache breakpoint."""
+    content = message.get("content")
+    if isinstance(content, str):
+        if not content:
+            return message
+        blocks: list[dict[str, Any]] = [{"type": "text", "text": content}]
+    elif isinstance(content, list) and content:
+        blocks = [dict(b) for b in content]
+    else:
+        return message
+    blocks[-1] = {**blocks[-1], "cache_control": EPHEMERAL}
+    return {**message, "content": blocks}

@@ -36,7 +36,13 @@ DEFAULT_PERMISSION: dict[str, str] = {
 }
 
 # Rule keys that are other names for "edit": the tools that change files.
-KEY_ALIASES = {"write": "edit", "apply_patch": "edit", "notebook_edit": "edit", "multiedit": "edit", "patch": "edit"}
+KEY_ALIASES = {
+    "write": "edit",
+    "apply_patch": "edit",
+    "notebook_edit": "edit",
+    "multiedit": "edit",
+    "patch": "edit",
+}
 
 # Keys whose patterns are paths.
 PATH_KEYS = frozenset({"read", "edit", "glob", "grep", "list", "external_directory"})
@@ -96,11 +102,7 @@ CONFIG_HOME = (
     ".gitconfig",
 )
 
-_SECRET_NAME_RE = re.compile(
-    "|".join(
-        "(?:" + re.escape(n).replace(r"\*", ".*") + ")" for n in SECRET_NAMES
-    )
-)
+_SECRET_NAME_RE = re.compile("|".join("(?:" + re.escape(n).replace(r"\*", ".*") + ")" for n in SECRET_NAMES))
 
 
 def _home() -> str:

@@ -86,7 +86,7 @@ def _segments_regex(segments: list[str]) -> str:
     for i, seg in enumerate(segments):
         if seg == "**":
             if i == last:
-                out += ".*" if i == 0 else "/.*"
+                out += ".*" if i == 0 else "(?:/.*)?"  # 'src/**' also names src itself
             elif i == 0:
                 out += "(?:.*/)?"
             else:

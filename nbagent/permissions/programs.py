@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 # Programs that never read files from their arguments (their arguments are not paths).
 NO_FILE_ARGS = frozenset(
     {"echo", "printf", "true", "false", ":", "sleep", "seq", "which", "type", "whoami", "id", "uname", "pwd",
-     "date", "hostname", "nproc", "test", "[", "[[", "cd", "pushd", "popd", "export", "local", "declare",
+     "date", "hostname", "nproc", "test", "[", "[[", "export", "local", "declare",
      "readonly", "typeset", "unset", "read", "arch", "groups", "tty", "getconf", "locale", "uptime", "free",
      "set", "shift", "exit", "return", "break", "continue", "wait"}
 )  # fmt: skip
@@ -68,19 +68,27 @@ _SIMPLE_READ_ONLY = frozenset(
      "sha512sum", "b2sum", "cksum", "cut", "tr", "cmp", "diff", "comm", "column", "fold", "paste", "tac", "rev",
      "strings", "sleep", "grep", "egrep", "fgrep", "nproc", "arch", "groups", "tty", "uptime", "free",
      "getconf", "locale", "cd", "pushd", "popd", "expand", "unexpand", "fmt", "join", "look", "numfmt",
-     "expr", "jq", "lsb_release", "ps"}
+     "expr", "lsb_release"}
 )  # fmt: skip
+
+
+def _is_option(arg: str, option: str) -> bool:
+    """Is ``arg`` the option ``option``: exactly, with ``=value``, as an unambiguous long prefix
+    (GNU tools accept ``--out`` for ``--output``), or a short flag inside a group (``-uo``)?"""
+    if option.startswith("--"):
+        name = arg.split("=", 1)[0]
+        return len(name) > 3 and option.startswith(name)
+    if arg.startswith("--") or not arg.startswith("-"):
+        return False
+    return option[1] in arg[1:]
 
 
 def _no_opts(*bad: str) -> Callable[[Sequence[str]], str | None]:
     def check(args: Sequence[str]) -> str | None:
         for a in args:
             for b in bad:
-                if a == b or (b.startswith("--") and a.startswith(b + "=")) or (
-                    not b.startswith("--") and len(b) == 2 and a.startswith("-") and not a.startswith("--")
-                    and b[1] in a[1:]
-                ):
-                    return f"{b} writes or runs programs"
+                if _is_option(a, b):
+                    return f"{b} writes files or runs programs"
         return None
 
     return check
@@ -102,8 +110,10 @@ def _sed(args: Sequence[str]) -> str | None:
     i = 0
     while i < len(args):
         a = args[i]
-        if a in ("-i", "--in-place") or a.startswith("--in-place=") or (
-            a.startswith("-") and not a.startswith("--") and "i" in a[1:]
+        if (
+            a in ("-i", "--in-place")
+            or a.startswith("--in-place=")
+            or (a.startswith("-") and not a.startswith("--") and "i" in a[1:])
         ):
             return "sed -i edits files"
         if a in ("-f", "--file") or a.startswith("--file="):
@@ -121,7 +131,11 @@ def _sed(args: Sequence[str]) -> str | None:
     if not scripts and positional:
         scripts.append(positional[0])
     address = r"(?:\d+|\$|/[^/]*/)(?:\s*,\s*(?:\d+|\$|/[^/]*/|\+\d+))?"
-    command = r"(?:\s*" + address + r"?\s*!?\s*(?:[pdqQ=nNgGhHxlFz]|s/(?:[^/\\]|\\.)*/(?:[^/\\]|\\.)*/[gpiIm0-9]*)\s*)"
+    command = (
+        r"(?:\s*"
+        + address
+        + r"?\s*!?\s*(?:[pdqQ=nNgGhHxlFz]|s/(?:[^/\\]|\\.)*/(?:[^/\\]|\\.)*/[gpiIm0-9]*)\s*)"
+    )
     ok = re.compile(r"\A" + command + r"(?:;" + command + r")*;?\s*\Z")
     for s in scripts:
         if not ok.match(s):
@@ -132,7 +146,7 @@ def _sed(args: Sequence[str]) -> str | None:
 _GIT_READ_ONLY = frozenset(
     {"status", "diff", "log", "show", "rev-parse", "ls-files", "ls-tree", "blame", "shortlog", "describe",
      "cat-file", "grep", "rev-list", "merge-base", "name-rev", "count-objects", "whatchanged", "check-ignore",
-     "show-ref", "for-each-ref", "version", "help", "diff-tree", "diff-files", "diff-index", "annotate"}
+     "show-ref", "for-each-ref", "version", "diff-tree", "diff-files", "diff-index", "annotate"}
 )  # fmt: skip
 _GIT_BRANCH_WRITES = frozenset(
     {"-d", "-D", "-m", "-M", "-c", "-C", "-f", "--delete", "--move", "--copy", "--force", "-u",
@@ -163,19 +177,26 @@ def _git(args: Sequence[str]) -> str | None:
     if sub is None:
         return None
     rest = list(args[idx + 1 :])
-    if any(a.startswith(("--output", "--ext-diff", "--exec")) for a in rest):
-        return "git --output writes a file"
+    for a in rest:
+        if any(_is_option(a, o) for o in ("--output", "--ext-diff", "--open-files-in-pager", "--exec")) or (
+            sub == "grep" and a.startswith("-O")
+        ):
+            return f"git {sub} {a} writes a file or runs a program"
     if sub in _GIT_READ_ONLY:
         return None
     if sub == "branch":
         if any(a in _GIT_BRANCH_WRITES or a.startswith(("--set-upstream-to=", "--track=")) for a in rest):
             return "git branch with that option changes branches"
-        listing = any(a in ("-l", "--list", "--contains", "--merged", "--no-merged", "--points-at") for a in rest)
+        listing = any(
+            a in ("-l", "--list", "--contains", "--merged", "--no-merged", "--points-at") for a in rest
+        )
         if not listing and any(not a.startswith("-") for a in rest):
             return "git branch NAME creates a branch"
         return None
     if sub == "tag":
-        if not rest or all(a in ("-l", "--list", "-n") or a.startswith(("-n", "--sort", "--format")) for a in rest):
+        if not rest or all(
+            a in ("-l", "--list", "-n") or a.startswith(("-n", "--sort", "--format")) for a in rest
+        ):
             return None
         if rest[0] in ("-l", "--list"):
             return None
@@ -207,6 +228,17 @@ def _nothing(_: Sequence[str]) -> str | None:
     return None
 
 
+def _jq(args: Sequence[str]) -> str | None:
+    import re
+
+    for a in args:
+        if _is_option(a, "--from-file") or a == "-f":
+            return "jq -f runs a filter from a file"
+        if re.search(r"\benv\b|\$ENV|\$__prog|input_filename", a):
+            return "jq can print environment variables, which may hold secrets"
+    return None
+
+
 _VALIDATORS: dict[str, Callable[[Sequence[str]], str | None]] = {
     "git": _git,
     "find": _find,
@@ -214,7 +246,9 @@ _VALIDATORS: dict[str, Callable[[Sequence[str]], str | None]] = {
     "sort": _no_opts("-o", "--output", "--compress-program"),
     "uniq": _max_positionals(1, "uniq INPUT OUTPUT writes OUTPUT"),
     "xxd": _max_positionals(1, "xxd INPUT OUTPUT writes OUTPUT"),
-    "tree": _no_opts("-o"),
+    "tree": _no_opts("-o", "-R"),
+    "file": _no_opts("-C", "--compile"),
+    "jq": _jq,
     "rg": _no_opts("--pre"),
     "date": _no_opts("-s", "--set"),
     "hostname": _max_positionals(0, "hostname NAME changes the host name"),
@@ -254,9 +288,16 @@ def pattern_positions(program: str, args: Sequence[str]) -> set[int]:
                 out.add(i + 1)
     elif program == "git":
         for i, a in enumerate(args):
-            if a in ("-m", "--message", "-S", "-G", "--grep", "--author", "--format", "--pretty") and i + 1 < len(
-                args
-            ):
+            if a in (
+                "-m",
+                "--message",
+                "-S",
+                "-G",
+                "--grep",
+                "--author",
+                "--format",
+                "--pretty",
+            ) and i + 1 < len(args):
                 out.add(i + 1)
     return out
 

@@ -13,7 +13,7 @@ INTERRUPTED = "[interrupted: the tool call did not finish]"
 def tool_result_text(part: ToolPart) -> str:
     state = part.state
     if isinstance(state, ToolCompleted):
-        return state.output
+        return state.pruned or state.output
     if isinstance(state, ToolError):
         return f"Error: {state.error}"
     return INTERRUPTED
@@ -43,7 +43,7 @@ def to_openai(messages: list[Message], *, vision: bool = True) -> list[dict[str,
             continue
         text = "".join(p.text for p in message.parts if isinstance(p, TextPart))
         calls = message.tool_parts()
-        entry: dict[str, Any] = {"role": "assistant", "content": text}
+        entry: dict[str, Any] = {"role": "assistant", "content": text or None}
         if calls:
             entry["tool_calls"] = [
                 {
@@ -61,7 +61,7 @@ def to_openai(messages: list[Message], *, vision: bool = True) -> list[dict[str,
             out.append(
                 {"role": "tool", "tool_call_id": p.call_id, "content": tool_result_text(p) or "(no output)"}
             )
-            if vision and isinstance(p.state, ToolCompleted):
+            if vision and isinstance(p.state, ToolCompleted) and not p.state.pruned:
                 images += [
                     {"type": "image_url", "image_url": {"url": f"data:{a.media_type};base64,{a.data}"}}
                     for a in p.state.attachments

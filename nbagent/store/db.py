@@ -185,7 +185,12 @@ class SessionStore:
                 self._conn.execute("ROLLBACK")
                 raise
             self._depth = 0
-            self._conn.execute("COMMIT")
+            try:
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
 
     @contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:
@@ -234,6 +239,13 @@ class SessionStore:
         self._hashes[info.id] = {}
         return self.get_session(info.id)
 
+    def ensure_session(self, info: SessionInfo) -> SessionInfo:
+        """The stored session with ``info.id``, created from ``info`` when it is not there yet."""
+        with self.transaction() as conn:
+            if not conn.execute("SELECT 1 FROM sessions WHERE id = ?", (info.id,)).fetchone():
+                self.create_session(info)
+        return self.get_session(info.id)
+
     def update_session(
         self,
         session_id: str,
@@ -245,7 +257,7 @@ class SessionStore:
     ) -> None:
         """Change the given fields (``usage`` is the session's running total, not an increment)."""
         with self.transaction() as conn:
-            self._require(conn, session_id)
+            self.require_session(conn, session_id)
             self._touch(conn, session_id, title=title, model=model, agent=agent, usage=usage)
 
     def _touch(self, conn: sqlite3.Connection, session_id: str, **fields: Any) -> None:
@@ -261,7 +273,8 @@ class SessionStore:
             values += [usage.model_dump_json(), usage.cost]
         conn.execute(f"UPDATE sessions SET {', '.join(sets)} WHERE id = ?", (*values, session_id))
 
-    def _require(self, conn: sqlite3.Connection, session_id: str) -> None:
+    def require_session(self, conn: sqlite3.Connection, session_id: str) -> None:
+        """Raise ``StoreError`` (with the fix) when the session is not stored."""
         if not conn.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone():
             raise StoreError(
                 f"No session {session_id} in the store {self.path}.",
@@ -322,7 +335,9 @@ class SessionStore:
     def delete_session(self, session_id: str) -> None:
         """Delete a session, its children and everything stored with them."""
         with self.transaction() as conn:
-            for child in conn.execute("SELECT id FROM sessions WHERE parent_id = ?", (session_id,)).fetchall():
+            for child in conn.execute(
+                "SELECT id FROM sessions WHERE parent_id = ?", (session_id,)
+            ).fetchall():
                 self.delete_session(child["id"])
             conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
         self._hashes.pop(session_id, None)
@@ -357,7 +372,7 @@ class SessionStore:
             data = message.model_dump_json()
             rows.append((seq, message, data, _digest(data)))
         with self.transaction() as conn:
-            self._require(conn, session_id)
+            self.require_session(conn, session_id)
             known = self._known_hashes(conn, session_id)
             now_known: dict[str, tuple[int, str]] = {}
             for seq, message, data, digest in rows:
@@ -458,7 +473,7 @@ class SessionStore:
     ) -> SummaryRecord:
         """Record a compaction summary; ``covers_until`` is the id of the last message it replaces."""
         with self.transaction() as conn:
-            self._require(conn, session_id)
+            self.require_session(conn, session_id)
             row = conn.execute(
                 "SELECT coalesce(max(seq), 0) + 1 FROM summaries WHERE session_id = ?", (session_id,)
             ).fetchone()

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 MIGRATIONS: list[str] = [
     # 1: sessions, messages, tool outputs, todos, summaries, undo log and its blobs.
+    # undo_refs: blobs a turn's worktree baseline keeps alive (dirty files at turn start).
     """
     CREATE TABLE sessions (
         id TEXT PRIMARY KEY,
@@ -98,10 +99,22 @@ MIGRATIONS: list[str] = [
         before_mode INTEGER,
         after_existed INTEGER,
         after_sha TEXT,
+        after_mode INTEGER,
         note TEXT NOT NULL DEFAULT '',
         PRIMARY KEY (session_id, turn_id, path),
         FOREIGN KEY (session_id, turn_id) REFERENCES undo_turns(session_id, turn_id) ON DELETE CASCADE
     );
+
+    CREATE TABLE undo_refs (
+        session_id TEXT NOT NULL,
+        turn_id TEXT NOT NULL,
+        sha TEXT NOT NULL,
+        FOREIGN KEY (session_id, turn_id) REFERENCES undo_turns(session_id, turn_id) ON DELETE CASCADE
+    );
+    CREATE INDEX undo_refs_turn ON undo_refs(session_id, turn_id);
+    CREATE INDEX undo_entries_before ON undo_entries(before_sha);
+    CREATE INDEX undo_entries_after ON undo_entries(after_sha);
+    CREATE INDEX undo_refs_sha ON undo_refs(sha);
     """,
 ]
 
@@ -111,12 +124,14 @@ SCHEMA_VERSION = len(MIGRATIONS)
 def statements(script: str) -> Iterator[str]:
     """Split a script into complete statements (``executescript`` would commit our transaction)."""
     pending = ""
-    for chunk in script.split(";"):
+    *chunks, rest = script.split(";")
+    for chunk in chunks:
         pending += chunk + ";"
         if sqlite3.complete_statement(pending):
             if pending.strip(" \t\r\n;"):
                 yield pending.strip()
             pending = ""
+    pending += rest
     if pending.strip(" \t\r\n;"):
         raise ValueError(f"incomplete SQL statement in migration: {pending.strip()[:80]!r}")
 

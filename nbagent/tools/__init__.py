@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from nbagent.tools.base import Tool, ToolContext, ToolFailure, ToolResult
 
 __all__ = ["Tool", "ToolContext", "ToolFailure", "ToolResult", "default_tools"]
 
 
-def default_tools() -> list[Tool]:
+def default_tools() -> list[Tool[Any]]:
     """The built-in tool set, in the order the model sees it."""
     from nbagent.tools.files import EditTool, ReadTool, WriteTool
     from nbagent.tools.patch import ApplyPatchTool

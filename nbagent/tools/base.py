@@ -96,6 +96,8 @@ class ToolContext:
     ask: Ask = field(default=_allow_all)
     # Per-session mutable state that tools share (todos, background shells, ...), keyed by tool family.
     state: dict[str, Any] = field(default_factory=dict)
+    # Called with a file's path before a tool changes it (undo keeps the old content).
+    before_change: Callable[[Path], None] = field(default=lambda _p: None)
     output_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()) / "nbagent-tool-output")
 
     def resolve(self, path: str) -> Path:

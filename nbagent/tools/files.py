@@ -6,8 +6,10 @@ import asyncio
 import base64
 import codecs
 import difflib
+import heapq
 import json
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -136,36 +138,56 @@ class Closest:
     whitespace_only: bool
 
 
-def find_closest(lines: list[str], wanted: list[str], *, max_windows: int = 20_000) -> Closest | None:
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+_COMPARED_CHARS = 300  # of each line, when scoring similarity
+
+
+def _line_ratio(a: str, b: str) -> float:
+    return difflib.SequenceMatcher(None, a[:_COMPARED_CHARS], b[:_COMPARED_CHARS], autojunk=False).ratio()
+
+
+def find_closest(lines: list[str], wanted: list[str]) -> Closest | None:
     """The window of ``len(wanted)`` lines that best resembles ``wanted``.
 
-    A window equal to ``wanted`` up to whitespace wins outright; otherwise the best
-    ``SequenceMatcher`` ratio over the joined text.
+    A window equal to ``wanted`` up to whitespace wins outright. Otherwise windows are scored by the
+    mean similarity of their lines to the wanted lines: every window of a small file; in a large one
+    only the windows that lines sharing the most words with a few wanted lines point at, so the work
+    stays bounded.
     """
-    n = max(1, len(wanted))
     if not lines:
         return None
-    n = min(n, len(lines))
-    wanted = wanted[:n] if len(wanted) > n else wanted
+    n = min(max(1, len(wanted)), len(lines))
+    wanted = wanted[:n]
+    last = len(lines) - n
     squashed = [squash(w) for w in wanted]
-    starts = range(0, min(len(lines) - n + 1, max_windows))
-    if any(squashed):
-        squashed_lines = [squash(x) for x in lines[: starts.stop + n]]
-        for i in starts:
-            if squashed_lines[i : i + n] == squashed:
-                return Closest(i, 1.0, True)
-    target = "\n".join(wanted)
-    matcher = difflib.SequenceMatcher(None, autojunk=False)
-    matcher.set_seq2(target)
+    squashed_lines = [squash(x) for x in lines]
+    where: dict[str, list[int]] = {}
+    for j, s in enumerate(squashed):
+        if s:
+            where.setdefault(s, []).append(j)
+    votes: Counter[int] = Counter()
+    for i, s in enumerate(squashed_lines):
+        for j in where.get(s, ()):
+            votes[i - j] += 1
+    needed = sum(len(v) for v in where.values())
+    for start in sorted(s for s, count in votes.items() if needed and count == needed and 0 <= s <= last):
+        if squashed_lines[start : start + n] == squashed:
+            return Closest(start, 1.0, True)
+    if (last + 1) * n <= 4000:
+        candidates = list(range(last + 1))
+    else:
+        candidates = [s for s, _ in votes.most_common(20)]
+        tokens = [set(_TOKEN.findall(x[:_COMPARED_CHARS])) for x in lines]
+        for j in sorted({j for j in (0, n // 2, n - 1) if squashed[j]}):
+            probe = set(_TOKEN.findall(wanted[j][:_COMPARED_CHARS]))
+            scores = ((len(probe & t) / len(probe | t), i) for i, t in enumerate(tokens) if t & probe)
+            candidates += [i - j for _, i in heapq.nlargest(10, scores)]
+        candidates = [min(max(s, 0), last) for s in candidates]
     best: Closest | None = None
-    for i in starts:
-        matcher.set_seq1("\n".join(lines[i : i + n]))
-        floor = best.ratio if best else 0.0
-        if matcher.real_quick_ratio() <= floor or matcher.quick_ratio() <= floor:
-            continue
-        ratio = matcher.ratio()
-        if ratio > floor:
-            best = Closest(i, ratio, False)
+    for start in dict.fromkeys(candidates):
+        score = sum(_line_ratio(lines[start + k], wanted[k]) for k in range(n)) / n
+        if best is None or score > best.ratio:
+            best = Closest(start, score, False)
     return best
 
 
@@ -181,25 +203,30 @@ def numbered(lines: list[str], start: int) -> str:
     return "\n".join(out)
 
 
-def closest_hint(lines: list[str], wanted: list[str], what: str) -> str:
-    """A sentence saying where the text the model meant most likely is."""
+def closest_hint(lines: list[str], wanted: list[str], what: str, start: int = 0) -> str:
+    """A sentence saying where the text the model meant most likely is: in ``lines[start:]`` if
+    something there resembles it, else anywhere."""
     if wanted and all(re.match(r"^\s*\d+\t", w) for w in wanted if w):
         return (
             f"{what} seems to include the line numbers of the read output; give only the text after the tab."
         )
-    closest = find_closest(lines, wanted)
+    region = lines[start:]
+    closest = find_closest(region, wanted)
     if closest is None or closest.ratio < 0.5:
-        first = next((w for w in wanted if w.strip()), "")
-        single = find_closest(lines, [first]) if len(wanted) > 1 and first else None
+        if start:
+            return closest_hint(lines, wanted, what)
+        head = next((w for w in wanted if w.strip()), "")
+        single = find_closest(lines, [head]) if len(wanted) > 1 and head else None
         if single is not None and single.ratio >= 0.6:
             return (
-                f"No similar block was found; its first line {first!r} most resembles line {single.start + 1}:\n"
+                f"No similar block was found; its first line {head!r} most resembles line {single.start + 1}:\n"
                 + numbered(lines[single.start : single.start + 1], single.start + 1)
             )
         return "Nothing similar was found; read the file again to see its current content."
-    n = min(max(1, len(wanted)), len(lines))
-    first, last = closest.start + 1, closest.start + n
-    snippet = numbered(lines[closest.start : closest.start + n], first)
+    n = min(max(1, len(wanted)), len(region))
+    index = start + closest.start
+    first, last = index + 1, index + n
+    snippet = numbered(lines[index : index + n], first)
     if len(snippet) > 3000:
         snippet = snippet[:3000] + "\n..."
     where = f"line {first}" if first == last else f"lines {first}-{last}"
@@ -477,6 +504,7 @@ class WriteTool(Tool[WriteParams]):
                 permission="edit", patterns=[shown], title=f"Write {shown}", metadata={"diff": diff}
             )
         )
+        ctx.before_change(path)
         write_text(path, args.content)
         ctx.files.record(path)
         emit_diff(ctx, shown, diff, additions, deletions)
@@ -569,6 +597,7 @@ class EditTool(Tool[EditParams]):
                 permission="edit", patterns=[shown], title=f"Edit {shown}", metadata={"diff": diff}
             )
         )
+        ctx.before_change(path)
         write_text(path, new)
         ctx.files.record(path)
         emit_diff(ctx, shown, diff, additions, deletions)

@@ -225,8 +225,17 @@ def apply_hunks(text: str, change: FileChange, shown: str) -> str:
         name = f"Update File: {shown}: hunk {number} of {total} (patch line {hunk.line})"
         if hunk.header is not None:
             found = seek(lines, [hunk.header], position)
+            if found is None:  # "@@ def handler" for "def handler(request):"
+                found = next(
+                    (
+                        i
+                        for i in range(position, len(lines))
+                        if lines[i].strip().startswith(hunk.header.strip())
+                    ),
+                    None,
+                )
             if found is None:
-                hint = closest_hint(lines, [hunk.header], "The @@ line")
+                hint = closest_hint(lines, [hunk.header], "The @@ line", position)
                 raise PatchError(
                     f"{name} did not apply: its @@ line {hunk.header!r} was not found"
                     f"{f' after line {position}' if position else ''}. {hint}\nNo file was changed."
@@ -253,7 +262,7 @@ def apply_hunks(text: str, change: FileChange, shown: str) -> str:
             else:
                 why = "these lines were not found" + (f" after line {position}" if position else "") + ":\n"
                 why += "\n".join(old[:30]) + ("\n..." if len(old) > 30 else "")
-                why += "\n" + closest_hint(lines, old, "The hunk")
+                why += "\n" + closest_hint(lines, old, "The hunk", position)
             raise PatchError(
                 f"{name} did not apply: {why}\nNo file was changed. Read the file and retry with its exact lines."
             )
@@ -344,6 +353,7 @@ def write_all(planned: list[Planned], ctx: ToolContext) -> None:
         for item in planned:
             for path in (item.source, item.target):
                 if path not in backups:
+                    ctx.before_change(path)
                     backups[path] = path.read_bytes() if path.exists() else None
             if item.new is None:
                 item.source.unlink()

@@ -380,7 +380,7 @@ class GrepParams(BaseModel):
     glob: str | None = Field(default=None, description='Only files matching this glob, e.g. "*.py".')
     output_mode: OutputMode = Field(
         default="files_with_matches",
-        description="files_with_matches (paths), content (path:line:text) or count.",
+        description="What to return.",
     )
     case_insensitive: bool = Field(default=False, description="Ignore case.")
     context: int | None = Field(default=None, ge=0, le=50, description="Lines of context (content mode).")

@@ -226,13 +226,20 @@ async def _spawn(command: str, cwd: Path) -> _Running:
     except OSError as exc:
         os.close(read_fd)
         raise ToolFailure(f"Could not start bash in {cwd}: {exc}") from None
+    except BaseException:
+        os.close(read_fd)
+        raise
     finally:
         os.close(write_fd)
     reader = asyncio.StreamReader(limit=READ_SIZE * 4)
     loop = asyncio.get_running_loop()
-    transport, _ = await loop.connect_read_pipe(
-        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_fd, "rb", buffering=0)
-    )
+    pipe = os.fdopen(read_fd, "rb", buffering=0)
+    try:
+        transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
+    except BaseException:
+        pipe.close()
+        _signal_group(proc.pid, signal.SIGKILL)
+        raise
     return _Running(proc, reader, transport)
 
 
@@ -334,8 +341,10 @@ class BackgroundShell:
         return f"exited, {_exit_text(code)}"
 
     async def stop(self) -> None:
+        """Kill the process group: the shell, or what it left running after it exited."""
         if self.run.proc.returncode is None:
             self.killed = True
+        if self.killed or group_alive(self.pid):
             await terminate_group(self.run.proc)
         # Leftover processes outside the group may still hold the pipe: stop reading after a moment.
         await _finish_pump(self.pump, DRAIN_GRACE)
@@ -458,7 +467,8 @@ class BashTool(Tool[BashParams]):
                 " Output so far is above. Raise timeout (max 600000 ms) or use run_in_background."
             )
         else:
-            status = _exit_text(code).capitalize() + "."
+            text = _exit_text(code)
+            status = text[0].upper() + text[1:] + "."
         if not drained:
             status += (
                 "\nNote: processes the command started in the background still hold its output;"
@@ -531,7 +541,7 @@ class BashOutputTool(Tool[BashOutputParams]):
         elif _fits(text):
             parts.append(text.rstrip("\n"))
         elif shell.log.path is not None:
-            parts.append(_clip(text, text, len(text), text.count("\n"), shell.log.path, "log"))
+            parts.append(_clip(text, text, len(text), text.count("\n"), shell.log.path, "log").rstrip("\n"))
         else:
             parts.append(bound_output(text, ctx, label=shell.id))
         return ToolResult(
@@ -558,7 +568,7 @@ class KillShellTool(Tool[KillShellParams]):
 
     async def run(self, args: KillShellParams, ctx: ToolContext) -> ToolResult:
         shell = shells_of(ctx.state).get(args.shell_id)
-        was_running = shell.run.proc.returncode is None
+        was_running = shell.run.proc.returncode is None or group_alive(shell.pid)
         await shell.stop()
         if was_running:
             out = f"Killed {shell.id} and its child processes ($ {shell.command})."

@@ -50,11 +50,21 @@ def h(tmp_path: Path) -> Harness:
 
 def tiny_png(width: int = 2, height: int = 2) -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
 
     rows = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
 
 
 def touch_changed(path: Path, content: str) -> None:
@@ -145,7 +155,7 @@ async def test_read_cuts_long_lines(h: Harness, tmp_path: Path) -> None:
 
 async def test_read_offset_past_end(h: Harness, tmp_path: Path) -> None:
     (tmp_path / "s.txt").write_text("a\nb\n")
-    with pytest.raises(ToolFailure, match="past the end.*2 lines"):
+    with pytest.raises(ToolFailure, match=r"past the end.*2 lines"):
         await h.read("s.txt", offset=5)
 
 
@@ -228,13 +238,18 @@ async def test_read_refuses_huge_images_and_fake_ones(h: Harness, tmp_path: Path
 
 def notebook(cells: list[dict[str, Any]]) -> str:
     return json.dumps(
-        {"cells": cells, "metadata": {"language_info": {"name": "python"}}, "nbformat": 4, "nbformat_minor": 5}
+        {
+            "cells": cells,
+            "metadata": {"language_info": {"name": "python"}},
+            "nbformat": 4,
+            "nbformat_minor": 5,
+        }
     )
 
 
 async def test_read_renders_notebooks_with_outputs(h: Harness, tmp_path: Path) -> None:
     png = base64.b64encode(tiny_png()).decode()
-    cells = [
+    cells: list[dict[str, Any]] = [
         {"cell_type": "markdown", "id": "intro", "metadata": {}, "source": ["# Title\n", "Some text"]},
         {
             "cell_type": "code",
@@ -244,7 +259,12 @@ async def test_read_renders_notebooks_with_outputs(h: Harness, tmp_path: Path) -
             "source": "print('hi')\n1 + 1",
             "outputs": [
                 {"output_type": "stream", "name": "stdout", "text": ["hi\n"]},
-                {"output_type": "execute_result", "execution_count": 7, "data": {"text/plain": "2"}, "metadata": {}},
+                {
+                    "output_type": "execute_result",
+                    "execution_count": 7,
+                    "data": {"text/plain": "2"},
+                    "metadata": {},
+                },
             ],
         },
         {
@@ -254,10 +274,21 @@ async def test_read_renders_notebooks_with_outputs(h: Harness, tmp_path: Path) -
             "metadata": {},
             "source": "plot()",
             "outputs": [
-                {"output_type": "display_data", "data": {"image/png": png, "text/plain": "<Figure>"}, "metadata": {}}
+                {
+                    "output_type": "display_data",
+                    "data": {"image/png": png, "text/plain": "<Figure>"},
+                    "metadata": {},
+                }
                 for _ in range(5)
             ]
-            + [{"output_type": "error", "ename": "ValueError", "evalue": "bad", "traceback": ["\x1b[31mlong..."]}],
+            + [
+                {
+                    "output_type": "error",
+                    "ename": "ValueError",
+                    "evalue": "bad",
+                    "traceback": ["\x1b[31mlong..."],
+                }
+            ],
         },
         {
             "cell_type": "code",
@@ -285,7 +316,10 @@ async def test_read_renders_notebooks_with_outputs(h: Harness, tmp_path: Path) -
 
 
 async def test_read_notebook_offset_counts_cells(h: Harness, tmp_path: Path) -> None:
-    cells = [{"cell_type": "code", "id": f"c{i}", "source": f"x = {i}", "outputs": [], "metadata": {}} for i in range(5)]
+    cells = [
+        {"cell_type": "code", "id": f"c{i}", "source": f"x = {i}", "outputs": [], "metadata": {}}
+        for i in range(5)
+    ]
     (tmp_path / "nb.ipynb").write_text(notebook(cells))
     result = await h.read("nb.ipynb", offset=2, limit=2)
     assert 'id="c1"' in result.output and 'id="c2"' in result.output
@@ -421,7 +455,9 @@ async def test_edit_ambiguous_old_string_names_the_lines(h: Harness, tmp_path: P
 
 async def test_edit_replace_all(h: Harness, tmp_path: Path) -> None:
     path = await read_source(h, tmp_path)
-    result = await h.run(EditTool(), file_path="m.py", old_string="x = 1", new_string="x = 10", replace_all=True)
+    result = await h.run(
+        EditTool(), file_path="m.py", old_string="x = 1", new_string="x = 10", replace_all=True
+    )
     assert path.read_text().count("x = 10") == 2
     assert "2 occurrences" in result.output
 
@@ -475,6 +511,20 @@ async def test_edit_not_found_spots_line_number_prefixes(h: Harness, tmp_path: P
         await h.run(EditTool(), file_path="m.py", old_string="     9\t    y = 2", new_string="pass")
 
 
+async def test_edit_not_found_names_the_line_its_first_line_resembles(h: Harness, tmp_path: Path) -> None:
+    await read_source(h, tmp_path)
+    with pytest.raises(ToolFailure) as info:
+        await h.run(
+            EditTool(),
+            file_path="m.py",
+            old_string="def greet(names):\nQQQQ ZZZZ WWWW 12345 67890 @@@@ %%%%\n&&&&&&&& ######## !!!!!!!!",
+            new_string="pass",
+        )
+    assert "first line 'def greet(names):' most resembles line 1:\n     1\tdef greet(name):" in str(
+        info.value
+    )
+
+
 async def test_edit_not_found_with_nothing_similar(h: Harness, tmp_path: Path) -> None:
     await read_source(h, tmp_path)
     with pytest.raises(ToolFailure, match="Nothing similar"):
@@ -503,7 +553,7 @@ async def test_edit_with_empty_old_string_on_existing_file_fails(h: Harness, tmp
 
 async def test_edit_missing_file_suggests_names(h: Harness, tmp_path: Path) -> None:
     (tmp_path / "module.py").write_text("")
-    with pytest.raises(ToolFailure, match="module.py"):
+    with pytest.raises(ToolFailure, match=r"module\.py"):
         await h.run(EditTool(), file_path="modul.py", old_string="a", new_string="b")
 
 
@@ -529,4 +579,23 @@ async def test_edit_closest_match_is_fast_on_large_files(h: Harness, tmp_path: P
             old_string="value_12345 = compute(12345, 86415)\nvalue_12346 = compute(12346, 0)",
             new_string="x",
         )
+    with pytest.raises(ToolFailure, match="Nothing similar"):
+        await h.run(
+            EditTool(),
+            file_path="big.py",
+            old_string="\n".join(f"    unrelated_{i}(alpha, beta) -> gamma" for i in range(30)),
+            new_string="x",
+        )
     assert time.perf_counter() - started < 10
+
+
+async def test_paths_outside_the_root_are_shown_absolute(tmp_path: Path) -> None:
+    h = Harness(tmp_path / "project")
+    (tmp_path / "project").mkdir()
+    outside = tmp_path / "elsewhere" / "n.txt"
+    await h.run(WriteTool(), file_path=str(outside), content="x\n")
+    assert outside.read_text() == "x\n"
+    assert h.asks[0].patterns == [str(outside)]
+    assert h.diffs()[0].path == str(outside)
+    result = await h.read("../elsewhere/n.txt")
+    assert result.title == str(outside)

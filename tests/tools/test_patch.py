@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -133,7 +132,9 @@ async def test_add_update_delete_and_move_in_one_patch(h: Harness) -> None:
     [query] = [q for q in h.asks if q.permission == "edit"]
     assert query.patterns == ["docs/notes.md", "app.py", "old.txt", "lib/util.py", "lib/tools.py"]
     # recorded: the moved and updated files can be patched again without another read
-    await h.patch("*** Begin Patch\n*** Update File: lib/tools.py\n@@\n-    return 2\n+    return 3\n*** End Patch")
+    await h.patch(
+        "*** Begin Patch\n*** Update File: lib/tools.py\n@@\n-    return 2\n+    return 3\n*** End Patch"
+    )
     assert (h.root / "lib/tools.py").read_text() == "def util():\n    return 3\n"
 
 
@@ -192,7 +193,7 @@ async def test_a_failing_hunk_leaves_every_file_untouched(h: Harness) -> None:
     message = str(info.value)
     assert "Update File: b.py: hunk 2 of 2" in message
     assert "not found" in message and "-thre" not in message and "four" in message
-    assert "most resembles line 3:\n     3\tthree" in message
+    assert "line 3:\n     3\tthree" in message
     assert "No file was changed" in message
     assert h.snapshot() == before
     assert not h.diffs() and not [q for q in h.asks if q.permission == "edit"]
@@ -201,7 +202,9 @@ async def test_a_failing_hunk_leaves_every_file_untouched(h: Harness) -> None:
 async def test_missing_context_header_is_reported(h: Harness) -> None:
     await h.given("app.py", APP)
     with pytest.raises(ToolFailure) as info:
-        await h.patch("*** Begin Patch\n*** Update File: app.py\n@@ def helpr(x):\n-    return 1\n+    return 2\n*** End Patch")
+        await h.patch(
+            "*** Begin Patch\n*** Update File: app.py\n@@ def helpr(x):\n-    return 1\n+    return 2\n*** End Patch"
+        )
     message = str(info.value)
     assert "@@ line 'def helpr(x):' was not found" in message
     assert "line 10" in message  # the closest line: def helper():
@@ -225,7 +228,9 @@ async def test_whitespace_tolerant_matching_keeps_the_files_context(h: Harness) 
 
 async def test_end_of_file_anchors_the_hunk_at_the_end(h: Harness) -> None:
     path = await h.given("r.txt", "x\nend\nx\nend\n")
-    await h.patch("*** Begin Patch\n*** Update File: r.txt\n@@\n x\n-end\n+END\n*** End of File\n*** End Patch")
+    await h.patch(
+        "*** Begin Patch\n*** Update File: r.txt\n@@\n x\n-end\n+END\n*** End of File\n*** End Patch"
+    )
     assert path.read_text() == "x\nend\nx\nEND\n"
 
 
@@ -234,7 +239,28 @@ async def test_pure_addition_goes_after_the_header_or_at_the_end(h: Harness) -> 
     await h.patch(
         "*** Begin Patch\n*** Update File: p.py\n@@ def a():\n+    '''Doc.'''\n@@\n+\n+def c():\n+    pass\n*** End Patch"
     )
-    assert path.read_text() == "def a():\n    '''Doc.'''\n    pass\n\ndef b():\n    pass\n\ndef c():\n    pass\n"
+    assert (
+        path.read_text() == "def a():\n    '''Doc.'''\n    pass\n\ndef b():\n    pass\n\ndef c():\n    pass\n"
+    )
+
+
+async def test_closest_match_is_looked_for_after_the_header_first(h: Harness) -> None:
+    await h.given("app.py", APP)
+    with pytest.raises(ToolFailure) as info:
+        await h.patch(
+            "*** Begin Patch\n*** Update File: app.py\n@@ def helper():\n-    return 2\n+    return 5\n*** End Patch"
+        )
+    message = str(info.value)
+    assert "not found after line 10" in message
+    assert "closest match" in message and "line 11:\n    11\t    return 1" in message
+
+
+async def test_header_may_be_the_start_of_a_line(h: Harness) -> None:
+    path = await h.given("app.py", APP)
+    await h.patch(
+        "*** Begin Patch\n*** Update File: app.py\n@@ def helper\n-    return 1\n+    return 5\n*** End Patch"
+    )
+    assert path.read_text() == APP.replace("return 1", "return 5")
 
 
 async def test_first_hunk_may_omit_the_at_at_line(h: Harness) -> None:
@@ -301,7 +327,9 @@ async def test_move_onto_an_existing_file_is_refused(h: Harness) -> None:
 
 async def test_delete_of_a_missing_file_suggests_names(h: Harness) -> None:
     await h.given("readme.md", "", read=False)
-    with pytest.raises(ToolFailure, match=r"Delete File: File not found: readme\.txt\. Did you mean: readme\.md"):
+    with pytest.raises(
+        ToolFailure, match=r"Delete File: File not found: readme\.txt\. Did you mean: readme\.md"
+    ):
         await h.patch("*** Begin Patch\n*** Delete File: readme.txt\n*** End Patch")
 
 
@@ -316,7 +344,9 @@ async def test_permission_is_one_query_and_refusal_writes_nothing(h: Harness) ->
     before = h.snapshot()
     h.refuse = True
     with pytest.raises(PermissionRejected):
-        await h.patch("*** Begin Patch\n*** Update File: a.py\n@@\n-a\n+A\n*** Add File: z.py\n+z\n*** End Patch")
+        await h.patch(
+            "*** Begin Patch\n*** Update File: a.py\n@@\n-a\n+A\n*** Add File: z.py\n+z\n*** End Patch"
+        )
     assert h.snapshot() == before
     edit_queries = [q for q in h.asks if q.permission == "edit"]
     assert len(edit_queries) == 1 and edit_queries[0].patterns == ["a.py", "z.py"]
@@ -330,12 +360,21 @@ async def test_permission_is_one_query_and_refusal_writes_nothing(h: Harness) ->
         ("*** Add File: a.txt\n+a\n*** End Patch", "must start"),
         ("*** Begin Patch\n*** Add File: a.txt\n+a\n", "must end with the line '\\*\\*\\* End Patch'"),
         ("*** Begin Patch\n*** End Patch", "no file operations"),
-        ("*** Begin Patch\n*** Frobnicate: a.txt\n*** End Patch", "line 2: expected '\\*\\*\\* Add File: path'"),
-        ("*** Begin Patch\n*** Add File: a.txt\nno plus\n*** End Patch", "line 3: every line of an added file"),
+        (
+            "*** Begin Patch\n*** Frobnicate: a.txt\n*** End Patch",
+            "line 2: expected '\\*\\*\\* Add File: path'",
+        ),
+        (
+            "*** Begin Patch\n*** Add File: a.txt\nno plus\n*** End Patch",
+            "line 3: every line of an added file",
+        ),
         ("*** Begin Patch\n*** Add File:  \n+x\n*** End Patch", "needs a path"),
         ("*** Begin Patch\n*** Update File: a.txt\n*** End Patch", "has no hunks"),
         ("*** Begin Patch\n*** Update File: a.txt\n@@\n a\n*** End Patch", "changes nothing"),
-        ("*** Begin Patch\n*** Update File: a.txt\n@@\n-a\n+b\n?? what\n*** End Patch", "line 6: unexpected line"),
+        (
+            "*** Begin Patch\n*** Update File: a.txt\n@@\n-a\n+b\n?? what\n*** End Patch",
+            "line 6: unexpected line",
+        ),
         ("*** Begin Patch\n*** Update File: a.txt\n*** End of File\n*** End Patch", "must follow a hunk"),
         (
             "*** Begin Patch\n*** Delete File: a.txt\n*** Update File: a.txt\n@@\n-a\n+b\n*** End Patch",

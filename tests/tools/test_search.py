@@ -14,7 +14,9 @@ from nbagent.tools.search import GlobTool, GrepTool, glob_regex, rg_path
 
 
 @pytest.fixture(params=["rg", "python"])
-def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> str:
+def engine(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> str:
     """Run each test once with ripgrep and once with the fallback (PATH without rg)."""
     if request.param == "rg":
         if shutil.which("rg") is None:
@@ -177,7 +179,9 @@ async def test_grep_content_mode_with_line_numbers_and_context(h: Harness, corpu
     result = await h.run(GrepTool(), pattern="Alpha_two", output_mode="content", context=1)
     assert lines(result) == ["src/new.py-2-", "src/new.py:3:def Alpha_two():", "src/new.py-4-    pass"]
 
-    result = await h.run(GrepTool(), pattern="ALPHA", output_mode="content", case_insensitive=True, glob="*.md")
+    result = await h.run(
+        GrepTool(), pattern="ALPHA", output_mode="content", case_insensitive=True, glob="*.md"
+    )
     assert lines(result) == ["docs/readme.md:1:alpha in docs"]
 
     result = await h.run(GrepTool(), pattern="ALPHA", output_mode="content")

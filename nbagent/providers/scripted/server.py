@@ -36,6 +36,19 @@ class RecordedRequest:
     body: dict[str, Any]
     headers: dict[str, str]
     received: float
+    raw: bytes = b""
+
+
+def _common_prefix(a: str, b: str) -> int:
+    """Length of the common prefix, by bisection over C-speed slice comparisons."""
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 def _strip_cache_control(node: Any) -> tuple[Any, bool]:
@@ -87,11 +100,7 @@ class _Cache:
         segments = _segments(body, protocol)
         text = "".join(s for s, _ in segments)
         with self._lock:
-            common = 0
-            for a, b in zip(text, self._last, strict=False):
-                if a != b:
-                    break
-                common += 1
+            common = _common_prefix(text, self._last)
             self._last = text
         total = _tokens(len(text))
         if protocol == "anthropic":
@@ -107,6 +116,14 @@ class _Cache:
         return total, read, 0  # OpenAI reports cached tokens inside prompt_tokens
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients that drop a connection (resets, broken pipes) are normal here; stay quiet."""
+        return None
+
+
 class ScriptedModelServer:
     """Serve ``script`` on 127.0.0.1 (an ephemeral port unless given). Use as a context manager."""
 
@@ -114,8 +131,7 @@ class ScriptedModelServer:
         self.script = script
         self.requests: list[RecordedRequest] = []
         self._cache = _Cache()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
-        self._httpd.daemon_threads = True
+        self._httpd = _QuietServer(("127.0.0.1", port), self._handler_class())
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="scripted-model", daemon=True)
 
     @property
@@ -158,9 +174,12 @@ class ScriptedModelServer:
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
-                body = json.loads(self.rfile.read(length) or b"{}")
+                raw = self.rfile.read(length)
+                body = json.loads(raw or b"{}")
                 path = self.path.split("?")[0]
-                server.requests.append(RecordedRequest(path, body, dict(self.headers.items()), time.time()))
+                server.requests.append(
+                    RecordedRequest(path, body, dict(self.headers.items()), time.time(), raw)
+                )
                 if path.endswith("/chat/completions"):
                     protocol = "openai"
                 elif path.endswith("/messages"):

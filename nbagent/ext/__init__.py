@@ -1,0 +1,1 @@
+"""Extensions: shell-command hooks (and, later, plugins, MCP and custom agents)."""

@@ -1,0 +1,689 @@
+"""The notebook's agent: one session per notebook, continued across ``%%agent`` cells.
+
+A turn runs as an awaited coroutine on the kernel's loop: the cell stays busy until it ends while
+widget clicks (permission answers, Stop) are still handled. A kernel interrupt cancels the turn
+cleanly (dangling calls closed, a one-line notice). Each cell's output ends as a static bundle:
+HTML and text of the transcript plus the turn record (``TURN_MIME``) the session resumes and
+replays from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shlex
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from nbagent.core.config import Config, load_config
+from nbagent.core.errors import NbagentError
+from nbagent.core.events import Compacted, Event, TurnFinished, UsageUpdated
+from nbagent.core.permission import Decision, HeadlessPolicy, PermissionPolicy
+from nbagent.core.session import Session
+from nbagent.jupyter.render_html import Transcript, transcript_html, transcript_text
+from nbagent.providers.base import Provider
+from nbagent.providers.replay import RecordedStep, RecordingProvider, ReplayProvider
+from nbagent.store.notebook import (
+    TURN_MIME,
+    CellTurn,
+    ReplayInfo,
+    TurnRecord,
+    build_metadata,
+    compare_results,
+    find_turn,
+    make_record,
+    notebook_turns,
+    read_notebook_json,
+    recorded_replies,
+    scrub,
+    scrub_json,
+    session_history,
+    turns_before,
+)
+from nbagent.tools.base import PermissionQuery, Tool
+from nbagent.tools.kernel import KERNEL_KEY
+from nbagent.tools.notebook import OPEN_KEY
+
+MODES = ("default", "acceptEdits", "plan", "bypass")
+HELP = """\
+**nbagent in the notebook**
+
+`%%agent [--model M] [--agent NAME] [--session ID | --new] [--mode default|acceptEdits|plan|bypass] [--replay]`
+then the prompt in the cell body. One session per notebook, continued across cells; after a kernel
+restart it resumes from the turns recorded in the saved notebook.
+
+`%agent /command`:
+- `/help` this help
+- `/model [provider/name]` show or set the model for the next turns
+- `/cost` tokens and cost of the session
+- `/context` context used by the last step
+- `/sessions` the sessions recorded in this notebook
+- `/new` start a new session at the next `%%agent` cell
+- `/attach PATH` use PATH as this kernel's notebook (to resume or replay from it)
+
+Not in the notebook yet: `/compact`, `/undo`, `/redo`, `/permissions`, `/init`, custom commands.
+Environment: `NBAGENT_MODEL`, `NBAGENT_API_BASE`, `NBAGENT_REPLAY=1` (replay every cell),
+`NBAGENT_HEADLESS=allow|deny` (answer permission prompts without asking).
+"""
+NOT_YET = {"compact", "undo", "redo", "permissions", "init"}
+
+
+class CellError(Exception):
+    """An error shown as one or two lines, without a traceback."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
+
+    def _render_traceback_(self) -> list[str]:
+        lines = [f"\x1b[31mnbagent: {self}\x1b[0m"]
+        if self.hint:
+            lines.append(f"  hint: {self.hint}")
+        return lines
+
+
+class TurnInterrupted(CellError):
+    """The kernel was interrupted during a turn: the cell fails (Run All stops), with one line."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"\x1b[33m⏹ {self}\x1b[0m"]
+
+
+@dataclass
+class CellOptions:
+    model: str | None = None
+    agent: str | None = None
+    session: str | None = None
+    new: bool = False
+    mode: str | None = None
+    replay: bool = False
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:
+        raise CellError(
+            f"%%agent: {message}", "Usage: %%agent [--model M] [--session ID|--new] [--mode MODE] [--replay]"
+        )
+
+
+def parse_options(line: str) -> CellOptions:
+    parser = _Parser(prog="%%agent", add_help=False)
+    parser.add_argument("--model", "-m")
+    parser.add_argument("--agent")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--session")
+    group.add_argument("--new", action="store_true")
+    parser.add_argument("--mode", choices=MODES)
+    parser.add_argument("--replay", action="store_true")
+    try:
+        words = shlex.split(line)
+    except ValueError as exc:
+        raise CellError(f"%%agent: cannot parse the options ({exc}).") from exc
+    ns = parser.parse_args(words)
+    return CellOptions(ns.model, ns.agent, ns.session, ns.new, ns.mode, ns.replay)
+
+
+class NotebookPolicy:
+    """Stand-in permission policy until nbagent.permissions provides one: mode-aware, asks for
+    kernel code, shell commands, edits and fetches; remembers "always" answers for the session."""
+
+    ASK: ClassVar[frozenset[str]] = frozenset({"python", "bash", "edit", "webfetch", "external_directory"})
+
+    def __init__(self, mode: str = "default") -> None:
+        self.mode = mode
+        self.rules: set[str] = set()
+
+    @staticmethod
+    def _rule(query: PermissionQuery) -> str:
+        if query.permission == "python":
+            return "python: *"
+        return f"{query.permission}: {query.patterns[0] if query.patterns else '*'}"
+
+    def evaluate(self, query: PermissionQuery) -> Decision:
+        perm = query.permission
+        if perm == "doom_loop":
+            return Decision(action="ask", rule="doom_loop: ask", reason="the same call was repeated 3 times")
+        if perm not in self.ASK or self._rule(query) in self.rules or f"{perm}: *" in self.rules:
+            return Decision(action="allow", rule=f"{perm}: allow")
+        if self.mode == "bypass":
+            return Decision(action="allow", rule="mode: bypass")
+        if self.mode == "plan":
+            return Decision(action="deny", rule="mode: plan", reason="plan mode is read-only")
+        if self.mode == "acceptEdits" and perm == "edit":
+            return Decision(action="allow", rule="mode: acceptEdits")
+        return Decision(
+            action="ask", rule=f"{perm}: ask", reason=f"{perm} asks by default", always=[self._rule(query)]
+        )
+
+    def remember(self, query: PermissionQuery, decision: Decision) -> None:
+        self.rules.update(decision.always)
+
+
+def make_policy(config: Config, root: Path) -> PermissionPolicy:
+    try:  # the real rules, when nbagent.permissions provides them
+        from nbagent.permissions import build_policy
+    except ImportError:
+        return NotebookPolicy(config.mode)
+    return build_policy(config, root)  # type: ignore[no-any-return]
+
+
+def notebook_tools() -> list[Tool[Any]]:
+    from nbagent.tools import default_tools
+    from nbagent.tools.kernel import InspectTool, PythonTool
+    from nbagent.tools.notebook import NotebookEditTool
+
+    tools: list[Tool[Any]] = list(default_tools())
+    names = {t.name for t in tools}
+    for extra in (NotebookEditTool(), PythonTool(), InspectTool()):
+        if extra.name not in names:
+            tools.append(extra)
+    return tools
+
+
+def _display(obj: Any, **kwargs: Any) -> Any:
+    from IPython import display as ipython_display
+
+    show: Any = ipython_display.display
+    return show(obj, **kwargs)
+
+
+def _markdown(text: str) -> None:
+    _display({"text/markdown": text, "text/plain": text}, raw=True)
+
+
+def _widgets_enabled() -> bool:
+    if os.environ.get("NBAGENT_NO_WIDGETS") == "1":
+        return False
+    try:
+        import ipywidgets  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class NotebookAgent:
+    """The agent of one kernel (one notebook)."""
+
+    def __init__(self, shell: Any) -> None:
+        self.shell = shell
+        self.session: Session | None = None
+        self.model_override: str | None = None
+        self._notebook: Path | None = None
+        self._replayed: set[str] = set()
+        self.last_usage: UsageUpdated | None = None
+        self.last_stats: dict[str, Any] = {}
+
+    @property
+    def root(self) -> Path:
+        """The project the agent works in: ``NBAGENT_ROOT``, else the kernel's working directory."""
+        return Path(os.environ.get("NBAGENT_ROOT") or os.getcwd()).resolve()
+
+    # -- where we are -------------------------------------------------------------------------
+
+    @property
+    def notebook_path(self) -> Path | None:
+        if self._notebook is not None:
+            return self._notebook
+        ns = getattr(self.shell, "user_ns", {}) or {}
+        candidates = [
+            os.environ.get("NBAGENT_NOTEBOOK"),
+            ns.get("__vsc_ipynb_file__"),
+            ns.get("__session__"),
+            os.environ.get("JPY_SESSION_NAME"),
+        ]
+        for raw in candidates:
+            if not isinstance(raw, str) or not raw.endswith(".ipynb"):
+                continue
+            path = Path(raw).expanduser()
+            options = [path] if path.is_absolute() else [Path.cwd() / path, Path.cwd() / path.name]
+            for option in options:
+                if option.is_file():
+                    self._notebook = option.resolve()
+                    return self._notebook
+        return None
+
+    def attach(self, path: Path) -> None:
+        path = path.expanduser().resolve()
+        if not path.is_file():
+            raise CellError(f"No notebook at {path}.")
+        self._notebook = path
+        if self.session is not None:
+            self.session.tool_state[OPEN_KEY] = {path}
+
+    def recorded_turns(self) -> list[CellTurn]:
+        path = self.notebook_path
+        if path is None:
+            return []
+        try:
+            return notebook_turns(read_notebook_json(path))
+        except (OSError, ValueError):
+            return []
+
+    # -- sessions -----------------------------------------------------------------------------
+
+    def _config(self, opts: CellOptions, fallback_model: str | None = None) -> Config:
+        model = opts.model or self.model_override or os.environ.get("NBAGENT_MODEL") or None
+        overrides: dict[str, Any] = {"model": model, "api_base": os.environ.get("NBAGENT_API_BASE") or None}
+        if opts.mode:
+            overrides["mode"] = opts.mode
+        try:
+            config = load_config(self.root, overrides)
+        except NbagentError as exc:
+            raise CellError(str(exc), exc.hint) from exc
+        if not config.model and fallback_model:
+            config = config.model_copy(update={"model": fallback_model})
+        if not config.model:
+            raise CellError(
+                "No model configured.",
+                "Use %%agent --model provider/name (or %agent /model ...), set NBAGENT_MODEL, or put"
+                ' "model" in nbagent.json.',
+            )
+        return config
+
+    def _new_session(
+        self, config: Config, *, session_id: str | None = None, messages: list[Any] | None = None
+    ) -> Session:
+        headless_env = os.environ.get("NBAGENT_HEADLESS")
+        headless: HeadlessPolicy | None = headless_env if headless_env in ("allow", "deny") else None  # type: ignore[assignment]
+        try:
+            session = Session(
+                self.root,
+                config,
+                tools=notebook_tools(),
+                policy=make_policy(config, self.root),
+                headless=headless,
+                session_id=session_id,
+                messages=messages,
+            )
+        except NbagentError as exc:
+            raise CellError(str(exc), exc.hint) from exc
+        from nbagent.jupyter.kernel import IPythonNamespace
+
+        session.tool_state[KERNEL_KEY] = IPythonNamespace(self.shell)
+        if self.notebook_path is not None:
+            session.tool_state[OPEN_KEY] = {self.notebook_path}
+        return session
+
+    def _apply_options(self, session: Session, opts: CellOptions) -> None:
+        model = opts.model or self.model_override
+        if model and model != session.model:
+            session.model = model
+            session.config = session.config.model_copy(update={"model": model})
+        if opts.mode and opts.mode != session.config.mode:
+            session.config = session.config.model_copy(update={"mode": opts.mode})
+            policy = session.broker.policy
+            if isinstance(policy, NotebookPolicy):
+                policy.mode = opts.mode
+
+    def session_for(
+        self, opts: CellOptions, cell_id: str | None, replaying: TurnRecord | None
+    ) -> tuple[Session, str]:
+        """The session this cell continues (or starts), and a note saying which when it is not obvious."""
+        if opts.new:
+            self.drop_session()
+        current = self.session
+        if current is not None and (opts.session is None or opts.session == current.id):
+            self._apply_options(current, opts)
+            return current, ""
+        turns = self.recorded_turns()
+        if opts.session:
+            candidates = [t for t in turns if t.record.session_id == opts.session]
+            if not candidates:
+                raise CellError(
+                    f"No session {opts.session} in this notebook.", "%agent /sessions lists them."
+                )
+        elif opts.new:
+            candidates = []
+        else:
+            candidates = turns_before(turns, cell_id)
+        if candidates:
+            sid, messages, model = session_history(candidates, opts.session)
+            config = self._config(opts, fallback_model=model)
+            session = self._new_session(config, session_id=sid, messages=messages)
+            count = sum(1 for t in candidates if t.record.session_id == sid)
+            note = (
+                f"Resumed session {sid} from the notebook ({count} earlier turn{'s' if count != 1 else ''})."
+            )
+        else:
+            fallback = replaying.model if replaying is not None else None
+            config = self._config(opts, fallback_model=fallback)
+            sid_new = replaying.session_id if replaying is not None else None
+            session = self._new_session(config, session_id=sid_new)
+            note = ""
+        self.session = session
+        return session, note
+
+    def drop_session(self) -> None:
+        old, self.session = self.session, None
+        if old is not None and not old.busy:
+            task = asyncio.ensure_future(old.close()) if _loop_running() else None
+            del task
+
+    # -- turns --------------------------------------------------------------------------------
+
+    def _prepare(
+        self, line: str, body: str, cell_id: str | None
+    ) -> tuple[CellOptions, str, TurnRecord | None]:
+        opts = parse_options(line)
+        prompt = body.strip()
+        if not prompt:
+            raise CellError("The cell has no prompt.", "Write the task below the %%agent line.")
+        replay = opts.replay or os.environ.get("NBAGENT_REPLAY") == "1"
+        recorded: TurnRecord | None = None
+        if replay:
+            source = f"%%agent {line}".strip() + "\n" + body
+            found = find_turn(self.recorded_turns(), cell_id, source, self._replayed)
+            if found is None:
+                where = self.notebook_path or "(unknown notebook: use %agent /attach PATH)"
+                raise CellError(
+                    f"No recorded turn for this cell in {where}.",
+                    "Run the cell once without --replay (and save the notebook) to record it.",
+                )
+            recorded = found.record
+            self._replayed.add(recorded.turn_id)
+        return opts, prompt, recorded
+
+    async def run_cell(self, line: str, body: str, cell_id: str | None = None) -> None:
+        opts, prompt, recorded = self._prepare(line, body, cell_id)
+        if self.session is not None and self.session.busy:
+            raise CellError(
+                "A turn is already running in this notebook.", "Wait for it, or press its Stop button."
+            )
+        await self._turn(opts, prompt, recorded, cell_id, awaited=True)
+
+    def run_cell_background(self, line: str, body: str, cell_id: str | None = None) -> None:
+        opts, prompt, recorded = self._prepare(line, body, cell_id)
+        if self.session is not None and self.session.busy:
+            raise CellError(
+                "A turn is already running in this notebook.", "Wait for it, or press its Stop button."
+            )
+        note = (
+            "This kernel cannot keep the cell busy while the agent works (it needs ipykernel >= 7.4 with"
+            " autoawait): the turn runs in the background, and Run All does not wait for it."
+        )
+        task = asyncio.ensure_future(self._turn(opts, prompt, recorded, cell_id, awaited=False, note=note))
+        task.add_done_callback(_report_background)
+
+    async def _turn(
+        self,
+        opts: CellOptions,
+        prompt: str,
+        recorded: TurnRecord | None,
+        cell_id: str | None,
+        *,
+        awaited: bool,
+        note: str = "",
+    ) -> None:
+        session, resumed = self.session_for(opts, cell_id, recorded)
+        stopped = False
+
+        def on_reply(request_id: str, kind: str, feedback: str) -> None:
+            with contextlib.suppress(KeyError):  # answered already (a covered request, a double click)
+                session.reply(request_id, kind, feedback)  # type: ignore[arg-type]
+
+        def on_stop() -> None:
+            nonlocal stopped
+            stopped = True
+            session.cancel()
+
+        view = None
+        transcript: Transcript
+        if _widgets_enabled():
+            from nbagent.jupyter.widgets import TurnView
+
+            view = TurnView(model=session.model, on_reply=on_reply, on_stop=on_stop, note=note)
+            transcript = view.transcript
+            handle = _display(view.widget, display_id=True)
+        else:
+            transcript = Transcript(model=session.model)
+            text = f"nbagent: working ({session.model})…" + (f"\n{note}" if note else "")
+            handle = _display({"text/plain": text}, raw=True, display_id=True)
+        if resumed:
+            if view is not None:
+                view.add_notice(resumed)
+            else:
+                transcript.add_notice(resumed)
+
+        base_provider: Provider = session.provider
+        replayer: ReplayProvider | None = None
+        recorder: RecordingProvider | None = None
+        if recorded is not None:
+            replayer = ReplayProvider(recorded_replies(recorded))
+            session.provider = replayer
+        else:
+            recorder = RecordingProvider(base_provider)
+            session.provider = recorder
+        start = len(session.messages)
+        started = time.time()
+        compaction: list[str] = []
+
+        async def consume() -> TurnFinished | None:
+            finished = None
+            async for event in session.run(prompt):
+                self._observe(event, compaction)
+                if view is not None:
+                    view.apply(event)
+                else:
+                    transcript.apply(event)
+                if isinstance(event, TurnFinished):
+                    finished = event
+            return finished
+
+        consumer = asyncio.ensure_future(consume())
+        interrupted = False
+        try:
+            await asyncio.wait({consumer})
+        except asyncio.CancelledError:  # kernel interrupt: stop the turn, let it close cleanly
+            interrupted = True
+            session.cancel()
+            try:
+                await asyncio.wait({consumer}, timeout=15)
+            except asyncio.CancelledError:
+                consumer.cancel()
+        finally:
+            session.provider = base_provider
+        finished: TurnFinished | None = None
+        failure: BaseException | None = None
+        if consumer.done() and not consumer.cancelled():
+            failure = consumer.exception()
+            finished = None if failure is not None else consumer.result()
+
+        replies: list[RecordedStep]
+        if replayer is not None and recorded is not None:
+            replies = recorded_replies(recorded)[: replayer.index]
+        else:
+            replies = recorder.take() if recorder is not None else []
+        reason = finished.reason if finished is not None else ("cancelled" if interrupted else "error")
+        usage = finished.usage if finished is not None else session.usage.model_copy()
+        secrets = [s for s in (session.api_key,) if s]
+        record = make_record(
+            session_id=session.id,
+            turn_id=transcript.turn_id or (finished.turn_id if finished else "turn_unknown"),
+            prompt=prompt,
+            model=session.model,
+            messages=session.messages[start:],
+            replies=replies,
+            usage=usage,
+            reason=reason,
+            started=started,
+            root=session.root,
+            cell_id=cell_id,
+            agent=opts.agent,
+            mode=session.config.mode,
+            context_tokens=self.last_usage.context_tokens if self.last_usage else 0,
+            context_limit=self.last_usage.context_limit if self.last_usage else 0,
+            compaction=compaction[-1] if compaction else None,
+            secrets=secrets,
+        )
+        if recorded is not None:
+            divergent = compare_results(recorded.results, record.results)
+            record.replay = ReplayInfo(
+                of_turn=recorded.turn_id, divergent=divergent, compared=len(recorded.results)
+            )
+            if divergent:
+                detail = "\n\n".join(
+                    f"{d.tool} ({d.call_id})\n  recorded: {d.recorded}\n  now:      {d.replayed}"
+                    for d in divergent
+                )
+                message = f"Replay: {len(divergent)} of {len(recorded.results)} tool results differ from the recording."
+                if view is not None:
+                    view.add_notice(message, "warning", detail)
+                else:
+                    transcript.add_notice(message, "warning", detail)
+            else:
+                message = f"Replayed from the recording (no model call): {len(recorded.results)} tool results match."
+                if view is not None:
+                    view.add_notice(message)
+                else:
+                    transcript.add_notice(message)
+        if failure is not None:
+            transcript.add_notice(f"The turn failed: {type(failure).__name__}: {failure}", "error")
+        if view is not None:
+            view.flush()
+            self.last_stats = view.stats.summary()
+        bundle = {
+            "text/html": scrub(transcript_html(transcript), secrets),
+            "text/plain": scrub(transcript_text(transcript), secrets),
+            TURN_MIME: scrub_json(record.model_dump(mode="json", exclude_none=True), secrets),
+        }
+        handle.update(bundle, raw=True)
+        if view is not None:
+            view.close()
+        if failure is not None:
+            raise CellError(f"The turn failed: {type(failure).__name__}: {failure}")
+        if interrupted or (reason == "cancelled" and not stopped):
+            raise TurnInterrupted("Turn interrupted; the session was saved.")
+        if reason == "error" and finished is not None and awaited:
+            raise CellError("The turn ended with an error (see above).")
+
+    def _observe(self, event: Event, compaction: list[str]) -> None:
+        if isinstance(event, UsageUpdated):
+            self.last_usage = event
+        elif isinstance(event, Compacted):
+            compaction.append(event.summary)
+
+    # -- /commands ------------------------------------------------------------------------------
+
+    def command(self, line: str) -> None:
+        line = line.strip()
+        if not line or line in ("/help", "help", "/?"):
+            _markdown(HELP)
+            return
+        if not line.startswith("/"):
+            raise CellError(
+                "%agent runs /commands; write prompts in a %%agent cell.", "%agent /help lists them."
+            )
+        name, _, arg = line[1:].partition(" ")
+        arg = arg.strip()
+        handler = getattr(self, f"_cmd_{name}", None)
+        if handler is None:
+            if name in NOT_YET:
+                raise CellError(
+                    f"/{name} is not available in the notebook yet.", "%agent /help lists what is."
+                )
+            raise CellError(f"Unknown command /{name}.", "%agent /help lists the commands.")
+        handler(arg)
+
+    def _cmd_help(self, arg: str) -> None:
+        _markdown(HELP)
+
+    def _cmd_model(self, arg: str) -> None:
+        if arg:
+            self.model_override = arg
+            if self.session is not None:
+                self._apply_options(self.session, CellOptions(model=arg))
+            _markdown(f"Model for the next turns: `{arg}`")
+            return
+        if self.session is not None:
+            current = self.session.model
+        else:
+            try:
+                current = self._config(CellOptions()).model or "(none)"
+            except CellError:
+                current = "(none configured)"
+        _markdown(f"Model: `{current}`")
+
+    def _cmd_cost(self, arg: str) -> None:
+        if self.session is None:
+            _markdown("No session yet in this kernel.")
+            return
+        u = self.session.usage
+        cost = f"${u.cost:.4f}" if u.cost is not None else "unknown (the model's prices are not known)"
+        _markdown(
+            f"Session `{self.session.id}` · model `{self.session.model}`\n\n"
+            f"- input tokens: {u.input_tokens:,} (cached reads {u.cache_read_tokens:,}, writes {u.cache_write_tokens:,})\n"
+            f"- output tokens: {u.output_tokens:,}\n- cost: {cost}"
+        )
+
+    def _cmd_context(self, arg: str) -> None:
+        if self.last_usage is None:
+            _markdown("No model step yet in this kernel.")
+            return
+        u = self.last_usage
+        pct = 100 * u.context_tokens / u.context_limit if u.context_limit else 0
+        _markdown(
+            f"Context: {u.context_tokens:,} of {u.context_limit:,} tokens ({pct:.0f}%) after the last step."
+        )
+
+    def _cmd_sessions(self, arg: str) -> None:
+        path = self.notebook_path
+        lines = []
+        if self.session is not None:
+            lines.append(
+                f"- current: `{self.session.id}` ({self.session.model}, {len(self.session.messages)} messages)"
+            )
+        if path is not None:
+            try:
+                meta = build_metadata(read_notebook_json(path))
+            except (OSError, ValueError) as exc:
+                raise CellError(f"Cannot read {path}: {exc}") from exc
+            for s in meta["sessions"]:
+                lines.append(f"- `{s['id']}` in the notebook: {s['turns']} turns, model {s['model']}")
+        else:
+            lines.append("- (this kernel does not know its notebook file: `%agent /attach PATH`)")
+        _markdown("**Sessions**\n\n" + "\n".join(lines))
+
+    def _cmd_new(self, arg: str) -> None:
+        self.drop_session()
+        _markdown("The next `%%agent` cell starts a new session.")
+
+    def _cmd_attach(self, arg: str) -> None:
+        if not arg:
+            raise CellError("/attach needs the path of the notebook.")
+        self.attach(Path(arg))
+        _markdown(f"Attached to `{self._notebook}`.")
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _report_background(task: asyncio.Future[None]) -> None:
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None and not isinstance(exc, TurnInterrupted):
+        print(f"nbagent: the background turn failed: {exc}")
+
+
+_agents: dict[int, NotebookAgent] = {}
+
+
+def current_agent() -> NotebookAgent:
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is None:
+        raise CellError("nbagent's magics need IPython.")
+    agent = _agents.get(id(shell))
+    if agent is None:
+        agent = _agents[id(shell)] = NotebookAgent(shell)
+    return agent

@@ -1,0 +1,225 @@
+"""The live cell widget of a turn: blocks rendered from events, permission buttons, a footer with Stop.
+
+The view holds no agent state: it folds events into a :class:`Transcript` and calls back ``on_reply``
+(a permission answer) and ``on_stop``. Streaming updates are throttled: text and live output are
+flushed at most every ``interval`` seconds; any other event flushes at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import ipywidgets as w
+
+from nbagent.core.events import (
+    Event,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallOutput,
+)
+from nbagent.jupyter.render_html import (
+    Block,
+    PermissionBlock,
+    Transcript,
+    block_html,
+    footer_html,
+    permission_html,
+)
+
+Reply = Callable[[str, str, str], None]  # (request_id, "once" | "always" | "reject", feedback)
+STREAMING = (TextDelta, ReasoningDelta, ToolCallOutput)
+
+
+@dataclass
+class UpdateStats:
+    """How quickly events reach the widgets: the wait of the oldest pending event at each flush."""
+
+    events: int = 0
+    flushes: int = 0
+    widget_updates: int = 0
+    bytes_sent: int = 0
+    latencies: list[float] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        lat = sorted(self.latencies) or [0.0]
+        return {
+            "events": self.events,
+            "flushes": self.flushes,
+            "widget_updates": self.widget_updates,
+            "bytes_sent": self.bytes_sent,
+            "latency_mean_ms": 1000 * sum(lat) / len(lat),
+            "latency_p95_ms": 1000 * lat[min(len(lat) - 1, int(0.95 * len(lat)))],
+            "latency_max_ms": 1000 * lat[-1],
+        }
+
+
+class PermissionPrompt:
+    """Allow once / Always (the scoped rule) / Deny, with a feedback field."""
+
+    def __init__(self, block: PermissionBlock, on_reply: Reply) -> None:
+        asked = block.asked
+        assert asked is not None
+        self.request_id = asked.request_id
+        self.question = w.HTML(permission_html(block, include_reply=False))
+        always = ", ".join(asked.always) if asked.always else "this session"
+        self.once = w.Button(description="Allow once", button_style="success", tooltip="Run this call")
+        self.always = w.Button(
+            description=f"Always: {always}"[:60],
+            tooltip=f"Allow and save the rule: {always}",
+            layout=w.Layout(width="auto"),
+        )
+        self.deny = w.Button(
+            description="Deny", button_style="danger", tooltip="Refuse; the feedback goes to the model"
+        )
+        self.feedback = w.Text(
+            placeholder="Optional: tell the agent what to do instead (sent with Deny)",
+            layout=w.Layout(width="100%"),
+        )
+        self.once.on_click(lambda _b: self._answer(on_reply, "once"))
+        self.always.on_click(lambda _b: self._answer(on_reply, "always"))
+        self.deny.on_click(lambda _b: self._answer(on_reply, "reject"))
+        self.feedback.on_submit(lambda _t: self._answer(on_reply, "reject"))
+        self.widget = w.VBox([self.question, w.HBox([self.once, self.always, self.deny]), self.feedback])
+
+    def _answer(self, on_reply: Reply, kind: str) -> None:
+        for b in (self.once, self.always, self.deny):
+            b.disabled = True
+        on_reply(self.request_id, kind, self.feedback.value.strip() if kind == "reject" else "")
+
+    def widgets(self) -> list[w.Widget]:
+        return [self.once, self.always, self.deny, self.feedback, self.question, self.widget]
+
+
+class TurnView:
+    def __init__(
+        self,
+        *,
+        model: str = "",
+        on_reply: Reply,
+        on_stop: Callable[[], None],
+        interval: float = 0.1,
+        note: str = "",
+    ) -> None:
+        self.transcript = Transcript(model=model)
+        self.on_reply = on_reply
+        self.interval = interval
+        self.stats = UpdateStats()
+        self._html: dict[Block, w.HTML] = {}
+        self._prompts: dict[Block, PermissionPrompt] = {}
+        self._rendered: dict[Block, int] = {}
+        self._dirty: dict[Block, float] = {}
+        self._handle: asyncio.TimerHandle | None = None
+        self.body = w.VBox([])
+        self.footer = w.HTML(footer_html(self.transcript.footer))
+        self.stop = w.Button(description="Stop", button_style="warning", icon="stop", tooltip="Stop the turn")
+        self.stop.layout = w.Layout(width="auto")
+        self.stop.on_click(lambda _b: self._stop(on_stop))
+        header = [w.HTML(f"<div style='color:#ef6c00'>{note}</div>")] if note else []
+        self.widget = w.VBox([*header, self.body, w.HBox([self.footer, self.stop])])
+        self._closed = False
+
+    # -- events ----------------------------------------------------------------------------
+
+    def apply(self, event: Event) -> None:
+        if self._closed:
+            return
+        now = time.perf_counter()
+        self.stats.events += 1
+        for block in self.transcript.apply(event):
+            self._dirty.setdefault(block, now)
+        if isinstance(event, STREAMING):
+            if self._handle is None:
+                try:
+                    loop = asyncio.get_running_loop()
+                except RuntimeError:
+                    self.flush()
+                    return
+                self._handle = loop.call_later(self.interval, self.flush)
+        else:
+            self.flush()
+
+    def add_notice(self, message: str, level: str = "info", detail: str = "") -> None:
+        block = self.transcript.add_notice(message, level, detail)
+        self._dirty.setdefault(block, time.perf_counter())
+        self.flush()
+
+    def flush(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        if self._closed:
+            return
+        now = time.perf_counter()
+        if self._dirty:
+            self.stats.latencies.append(now - min(self._dirty.values()))
+        self.stats.flushes += 1
+        structure = False
+        for block in list(self._dirty):
+            if block not in self.transcript.blocks:
+                continue
+            if self._rendered.get(block) == block.version:
+                continue
+            self._rendered[block] = block.version
+            if isinstance(block, PermissionBlock) and block.replied is None:
+                if block not in self._prompts:
+                    self._prompts[block] = PermissionPrompt(block, self.on_reply)
+                    structure = True
+                continue
+            value = block_html(block)
+            widget = self._html.get(block)
+            if widget is None:
+                self._html[block] = w.HTML(value)
+                structure = True
+            elif widget.value != value:
+                widget.value = value
+            else:
+                continue
+            self.stats.widget_updates += 1
+            self.stats.bytes_sent += len(value)
+            if block in self._prompts:  # answered: the buttons give way to the answer
+                for child in self._prompts.pop(block).widgets():
+                    child.close()
+                structure = True
+        self._dirty.clear()
+        children: list[w.Widget] = []
+        for block in self.transcript.blocks:
+            if block in self._prompts:
+                children.append(self._prompts[block].widget)
+            elif block in self._html:
+                children.append(self._html[block])
+        if structure or tuple(children) != tuple(self.body.children):
+            self.body.children = tuple(children)
+        footer = footer_html(self.transcript.footer)
+        if self.footer.value != footer:
+            self.footer.value = footer
+        if not self.transcript.footer.running:
+            self.stop.disabled = True
+
+    def _stop(self, on_stop: Callable[[], None]) -> None:
+        self.stop.disabled = True
+        self.stop.description = "Stopping…"
+        on_stop()
+
+    # -- lookup (tests, benches) ----------------------------------------------------------------
+
+    def prompt_for(self, request_id: str) -> PermissionPrompt | None:
+        for prompt in self._prompts.values():
+            if prompt.request_id == request_id:
+                return prompt
+        return None
+
+    def close(self) -> None:
+        """Close every widget comm (the static rendering replaces the view)."""
+        self.flush()
+        self._closed = True
+        for prompt in self._prompts.values():
+            for child in prompt.widgets():
+                child.close()
+        for html_widget in self._html.values():
+            html_widget.close()
+        for widget in (self.footer, self.stop, self.body, self.widget):
+            widget.close()

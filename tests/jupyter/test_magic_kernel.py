@@ -1,0 +1,341 @@
+"""The %%agent magic in a real IPython kernel, driven over ZMQ as JupyterLab drives it.
+
+The model is the scripted server (loopback HTTP, reached through litellm); button clicks and text
+edits are real comm messages; interrupts are real SIGINTs sent by the kernel manager.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+
+from nbagent.providers.scripted import ListScript, Reply, ScriptedModelServer, ToolCallSpec
+from nbagent.store.notebook import TURN_MIME
+from tests.conftest import Serve
+from tests.jupyter.harness import Execution, Kernel, Message, python_env
+
+pytestmark = pytest.mark.timeout(240)
+StartKernel = Callable[..., Kernel]
+
+
+@pytest.fixture
+def start_kernel(tmp_path: Path) -> Iterator[StartKernel]:
+    kernels: list[Kernel] = []
+
+    def start(server: ScriptedModelServer | None = None, **env: str) -> Kernel:
+        full = python_env()
+        if server is not None:
+            full.update({"NBAGENT_MODEL": "openai/scripted", "NBAGENT_API_BASE": server.openai_base})
+        full.update(env)
+        kernel = Kernel(tmp_path, full)
+        kernels.append(kernel)
+        ex = kernel.run("%load_ext nbagent")
+        assert ex.status == "ok", ex.messages
+        return kernel
+
+    yield start
+    for kernel in kernels:
+        kernel.close()
+
+
+def record_of(ex: Execution) -> dict[str, Any]:
+    bundle = ex.final_bundle(TURN_MIME)
+    assert bundle is not None, [m["content"] for m in ex.messages if m["header"]["msg_type"] != "status"]
+    return dict(bundle[TURN_MIME])
+
+
+def text_of(ex: Execution) -> str:
+    bundle = ex.final_bundle(TURN_MIME)
+    assert bundle is not None
+    return str(bundle["text/plain"])
+
+
+def clicker(label: str, before: Callable[[Kernel], None] | None = None) -> Callable[[Kernel, Message], None]:
+    """An on_message hook that clicks each new button whose label starts with ``label``."""
+    clicked: set[str] = set()
+
+    def on(kernel: Kernel, _m: Message) -> None:
+        if not list(kernel.find_widgets("TextModel", placeholder="Optional")):
+            return  # the prompt is complete once its feedback field (created last) exists
+        for comm_id in list(kernel.find_widgets("ButtonModel", description=label)):
+            if comm_id not in clicked:
+                clicked.add(comm_id)
+                if before is not None:
+                    before(kernel)
+                kernel.click(comm_id)
+
+    return on
+
+
+def test_load_ext_is_fast_and_imports_nothing_heavy(start_kernel: StartKernel) -> None:
+    kernel = start_kernel()
+    code = (
+        "import sys, time\n"
+        "get_ipython().run_line_magic('unload_ext', 'nbagent')\n"
+        "t = time.perf_counter(); get_ipython().run_line_magic('reload_ext', 'nbagent'); dt = time.perf_counter() - t\n"
+        "heavy = [m for m in ('litellm', 'rich', 'httpx', 'nbagent.core.session', 'nbagent.jupyter.agent') if m in sys.modules]\n"
+        "print(dt, heavy)"
+    )
+    ex = kernel.run(code)
+    seconds, heavy = ex.stdout.split(" ", 1)
+    assert heavy.strip() == "[]"
+    assert float(seconds) < 0.5
+
+
+def test_a_turn_waits_for_a_permission_click(serve: Serve, start_kernel: StartKernel) -> None:
+    server = serve(
+        ListScript(
+            [
+                Reply(text="Computing.", tool_calls=[ToolCallSpec("python", {"code": "y = x * 2\nprint('y is', y)"})]),
+                Reply(text="**y** is 42."),
+            ]
+        )
+    )
+    kernel = start_kernel(server)
+    kernel.run("x = 21")
+    seen: dict[str, str] = {}
+
+    def note_always(k: Kernel) -> None:
+        for comm_id in k.find_widgets("ButtonModel", description="Always"):
+            seen["always"] = k.widgets[comm_id]["description"]
+
+    ex = kernel.run("%%agent\nDouble x", on_message=clicker("Allow once", note_always), timeout=120)
+    assert ex.status == "ok", ex.errors
+    assert seen["always"] == "Always: python: *"  # the scoped rule an "always" answer saves
+    assert "→ once" in text_of(ex) and "is 42." in text_of(ex)
+    assert kernel.run("print(y)").stdout.strip() == "42"
+    record = record_of(ex)
+    assert record["prompt"] == "Double x" and record["reason"] == "stop"
+    tool = [p for m in record["messages"] for p in m["parts"] if p["type"] == "tool"][0]
+    assert "[stdout]\ny is 42" in tool["state"]["output"]
+    html = ex.final_bundle(TURN_MIME)["text/html"]  # type: ignore[index]
+    assert "<strong>y</strong> is 42." in html
+    # the live widgets were closed once the static transcript replaced them
+    assert not list(kernel.find_widgets("ButtonModel"))
+
+
+def test_deny_sends_the_feedback_to_the_model(serve: Serve, start_kernel: StartKernel) -> None:
+    server = serve(
+        ListScript(
+            [
+                Reply(text="Deleting.", tool_calls=[ToolCallSpec("python", {"code": "del x"})]),
+                Reply(text="OK, I will keep x."),
+            ]
+        )
+    )
+    kernel = start_kernel(server)
+    kernel.run("x = 1")
+
+    def type_feedback(k: Kernel) -> None:
+        text_id = next(k.find_widgets("TextModel"))
+        k.set_state(text_id, {"value": "keep x, just print it"})
+        time.sleep(0.2)
+
+    ex = kernel.run("%%agent\nRemove x", on_message=clicker("Deny", type_feedback), timeout=120)
+    assert ex.status == "ok", ex.errors
+    assert kernel.run("print(x)").stdout.strip() == "1"
+    last = json.dumps(server.requests[-1].body["messages"])
+    assert "keep x, just print it" in last
+    assert "→ reject" in text_of(ex)
+
+
+def test_kernel_interrupt_cancels_the_turn_cleanly(serve: Serve, start_kernel: StartKernel) -> None:
+    server = serve(
+        ListScript(
+            [
+                Reply(text="Waiting.", tool_calls=[ToolCallSpec("bash", {"command": "sleep 30", "description": "wait"})]),
+                Reply(text="after the interrupt"),
+            ]
+        )
+    )
+    kernel = start_kernel(server, NBAGENT_HEADLESS="allow")
+    state = {"sent": 0.0}
+
+    def interrupt_when_running(k: Kernel, _m: Message) -> None:
+        running = any("◐" in str(st.get("value", "")) for st in k.widgets.values())
+        if running and not state["sent"]:
+            state["sent"] = time.time()
+            k.interrupt()
+
+    t0 = time.time()
+    ex = kernel.run("%%agent\nwait a bit", on_message=interrupt_when_running, timeout=60)
+    assert state["sent"], "the tool never showed as running"
+    assert time.time() - t0 < 20
+    assert ex.status == "error"
+    err = ex.errors[0]["content"]
+    assert err["ename"] == "TurnInterrupted" and len(err["traceback"]) == 1  # one line, no traceback
+    assert "Turn interrupted" in text_of(ex)
+    record = record_of(ex)
+    assert record["reason"] == "cancelled"
+    tool = [p for m in record["messages"] for p in m["parts"] if p["type"] == "tool"][0]
+    assert tool["state"]["status"] == "error" and "Interrupted" in tool["state"]["error"]
+    # the kernel is fine and the session goes on, its history valid
+    assert kernel.run("print('alive')").stdout.strip() == "alive"
+    ex2 = kernel.run("%%agent\ncontinue", timeout=60)
+    assert ex2.status == "ok" and "after the interrupt" in text_of(ex2)
+
+
+def test_interrupt_stops_kernel_code_run_by_the_python_tool(serve: Serve, start_kernel: StartKernel) -> None:
+    server = serve(ListScript([Reply(tool_calls=[ToolCallSpec("python", {"code": "import time\ntime.sleep(60)"})])]))
+    kernel = start_kernel(server, NBAGENT_HEADLESS="allow")
+    state = {"sent": False}
+
+    def on(k: Kernel, _m: Message) -> None:
+        if not state["sent"] and any("◐" in str(st.get("value", "")) for st in k.widgets.values()):
+            state["sent"] = True
+            time.sleep(0.5)  # inside time.sleep(60) by now
+            k.interrupt()
+
+    t0 = time.time()
+    ex = kernel.run("%%agent\nsleep", on_message=on, timeout=60)
+    assert time.time() - t0 < 20
+    assert ex.status == "error" and ex.errors[0]["content"]["ename"] == "TurnInterrupted"
+    assert kernel.run("print('alive')").stdout.strip() == "alive"
+
+
+def test_stop_button_ends_the_turn_without_failing_the_cell(serve: Serve, start_kernel: StartKernel) -> None:
+    server = serve(ListScript([Reply(tool_calls=[ToolCallSpec("bash", {"command": "sleep 30"})])]))
+    kernel = start_kernel(server, NBAGENT_HEADLESS="allow")
+    state = {"clicked": False}
+
+    def on(k: Kernel, _m: Message) -> None:
+        if not state["clicked"] and any("◐" in str(st.get("value", "")) for st in k.widgets.values()):
+            state["clicked"] = True
+            k.click(next(k.find_widgets("ButtonModel", description="Stop")))
+
+    t0 = time.time()
+    ex = kernel.run("%%agent\nwait", on_message=on, timeout=60)
+    assert state["clicked"] and time.time() - t0 < 20
+    assert ex.status == "ok"
+    assert "Turn interrupted" in text_of(ex) and record_of(ex)["reason"] == "cancelled"
+
+
+def save_notebook(path: Path, cells: list[tuple[str, str, Execution | None]]) -> None:
+    """Write the notebook as the frontend would save it: each cell with its final outputs."""
+    nb = nbformat.v4.new_notebook()
+    for cell_id, source, ex in cells:
+        cell = nbformat.v4.new_code_cell(source)
+        cell["id"] = cell_id
+        if ex is not None:
+            bundle = ex.final_bundle(TURN_MIME)
+            if bundle is not None:
+                cell["outputs"] = [nbformat.v4.new_output("display_data", data=bundle)]
+        nb.cells.append(cell)
+    nbformat.validate(nb)
+    nbformat.write(nb, str(path))
+
+
+def test_resume_after_a_kernel_restart_from_the_saved_notebook(
+    tmp_path: Path, serve: Serve, start_kernel: StartKernel
+) -> None:
+    server = serve(ListScript([Reply(text="Noted: the codeword is PELICAN."), Reply(text="ok"), Reply(text="PELICAN")]))
+    nb_path = tmp_path / "analysis.ipynb"
+    kernel = start_kernel(server, JPY_SESSION_NAME=str(nb_path))
+    ex1 = kernel.run("%%agent\nRemember the codeword PELICAN.", cell_id="c1")
+    ex2 = kernel.run("%%agent\nThanks.", cell_id="c2")
+    save_notebook(
+        nb_path,
+        [
+            ("c0", "%load_ext nbagent", None),
+            ("c1", "%%agent\nRemember the codeword PELICAN.", ex1),
+            ("c2", "%%agent\nThanks.", ex2),
+            ("c3", "%%agent\nWhat was the codeword?", None),
+        ],
+    )
+    sid = record_of(ex1)["session_id"]
+    assert record_of(ex2)["session_id"] == sid
+
+    kernel.restart()
+    assert kernel.run("%load_ext nbagent").status == "ok"
+    ex3 = kernel.run("%%agent\nWhat was the codeword?", cell_id="c3")
+    assert ex3.status == "ok", ex3.errors
+    sent = [m for m in server.requests[-1].body["messages"] if m["role"] != "system"]
+    contents = [m.get("content") for m in sent]
+    assert contents[:4] == ["Remember the codeword PELICAN.", "Noted: the codeword is PELICAN.", "Thanks.", "ok"]
+    assert f"Resumed session {sid} from the notebook (2 earlier turns)" in text_of(ex3)
+    assert record_of(ex3)["session_id"] == sid
+
+
+def test_replay_with_a_changed_repo_reports_the_divergence(
+    tmp_path: Path, serve: Serve, start_kernel: StartKernel
+) -> None:
+    (tmp_path / "data.txt").write_text("alpha\n")
+    server = serve(
+        ListScript(
+            [
+                Reply(text="Reading.", tool_calls=[ToolCallSpec("bash", {"command": "cat data.txt"})]),
+                Reply(text="It says alpha."),
+            ]
+        )
+    )
+    nb_path = tmp_path / "r.ipynb"
+    kernel = start_kernel(server, NBAGENT_HEADLESS="allow", NBAGENT_NOTEBOOK=str(nb_path))
+    source = "%%agent\nWhat is in data.txt?"
+    ex = kernel.run(source, cell_id="c1")
+    save_notebook(nb_path, [("c1", source, ex)])
+    requests = len(server.requests)
+
+    same = kernel.run("%%agent --replay\nWhat is in data.txt?", cell_id="c1")
+    assert same.status == "ok", same.errors
+    assert "1 tool results match" in text_of(same)
+    (tmp_path / "data.txt").write_text("beta\n")
+    kernel.restart()
+    kernel.run("%load_ext nbagent")
+    changed = kernel.run("%%agent --replay\nWhat is in data.txt?", cell_id="c1")
+    assert len(server.requests) == requests  # replay calls no model
+    text = text_of(changed)
+    assert "Replay: 1 of 1 tool results differ from the recording." in text
+    record = record_of(changed)
+    div = record["replay"]["divergent"][0]
+    assert div["tool"] == "bash" and "alpha" in div["recorded"] and "beta" in div["replayed"]
+    assert "It says alpha." in text  # the recorded reply, replayed
+
+
+def test_slash_commands(serve: Serve, start_kernel: StartKernel) -> None:
+    server = serve(ListScript([Reply(text="hi")]))
+    kernel = start_kernel(server)
+    assert "/sessions" in kernel.run("%agent /help").final_bundle("text/markdown")["text/markdown"]  # type: ignore[index]
+    kernel.run("%%agent\nhello")
+    cost = kernel.run("%agent /cost").final_bundle("text/markdown")
+    assert cost is not None and "input tokens" in cost["text/markdown"]
+    model = kernel.run("%agent /model openai/other").final_bundle("text/markdown")
+    assert model is not None and "openai/other" in model["text/markdown"]
+    assert "openai/other" in kernel.run("%agent /model").final_bundle("text/markdown")["text/markdown"]  # type: ignore[index]
+    new = kernel.run("%agent /new").final_bundle("text/markdown")
+    assert new is not None and "new session" in new["text/markdown"]
+    bad = kernel.run("%agent /compact")
+    assert bad.status == "error" and "not available in the notebook yet" in bad.errors[0]["content"]["evalue"]
+    usage = kernel.run("%%agent --mode nonsense\nhi")
+    assert usage.status == "error" and "invalid choice" in usage.errors[0]["content"]["evalue"]
+
+
+def test_without_a_model_the_error_says_how_to_set_one(start_kernel: StartKernel) -> None:
+    kernel = start_kernel(NBAGENT_MODEL="", NBAGENT_CONFIG_DIR="/nonexistent")
+    ex = kernel.run("%%agent\nhi")
+    assert ex.status == "error"
+    err = ex.errors[0]["content"]
+    assert "No model configured" in err["evalue"] and len(err["traceback"]) == 2
+    assert "--model" in err["traceback"][1]
+
+
+def test_background_fallback_on_kernels_that_cannot_await(serve: Serve, start_kernel: StartKernel) -> None:
+    server = serve(ListScript([Reply(text="done in the background")]))
+    kernel = start_kernel(server, NBAGENT_BACKGROUND="1")
+    ex = kernel.run("%%agent\nhi")
+    assert ex.status == "ok"
+    notes = [m for m in ex.of_type("display_data") if "application/vnd.jupyter.widget-view+json" in m["content"]["data"]]
+    assert notes  # the view is shown in this cell
+    assert any("runs in the background" in str(st.get("value", "")) for st in kernel.widgets.values())
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        probe = kernel.run("import nbagent.jupyter.agent as a; print(a.current_agent().session.busy)")
+        if probe.stdout.strip() == "False":
+            break
+        time.sleep(0.3)
+    assert server.requests

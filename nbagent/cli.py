@@ -50,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="text (rendered), json (one object at the end) or stream-json (one event per line)",
     )
     run.add_argument("--max-steps", type=int, default=None, help="model steps before the turn stops")
+    run.add_argument(
+        "--mode",
+        choices=["default", "acceptEdits", "plan", "bypass"],
+        default=None,
+        help="permission mode: default, acceptEdits (edits in the project allowed), plan (read-only), bypass (no prompts)",
+    )
     run.add_argument("--cwd", type=Path, default=None, help="project directory (default: the current one)")
     resume = run.add_mutually_exclusive_group()
     resume.add_argument(
@@ -74,6 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     cfg_sub.add_parser("show", help="print the merged configuration for the current directory")
 
     sub.add_parser("events-schema", help="print the JSON schema of the event stream")
+
+    from nbagent.permissions.check import add_cli
+
+    add_cli(sub)
 
     from nbagent.jupyter.execute import add_arguments as add_execute_arguments
 
@@ -108,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
             return run_demo(keep=args.keep, output_format=args.output_format)
         if args.command == "config":
             return cmd_config(args)
+        if args.command == "permission":
+            result: int = args.func(args)
+            return result
         if args.command == "sessions":
             return cmd_sessions(args)
         if args.command == "export":
@@ -186,7 +199,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from nbagent.core.session import Session
 
     root = (args.cwd or Path.cwd()).resolve()
-    overrides: dict[str, Any] = {"model": args.model, "api_base": args.api_base, "max_steps": args.max_steps}
+    overrides: dict[str, Any] = {
+        "model": args.model,
+        "api_base": args.api_base,
+        "max_steps": args.max_steps,
+        "mode": args.mode,
+    }
     config = load_config(root, overrides)
     interactive = args.output_format == "text" and sys.stdin.isatty() and not args.yes
     headless: HeadlessPolicy | None = "allow" if args.yes else (None if interactive else "deny")

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 
 INTERRUPTED = "Interrupted by the user before the tool finished."
 DOOM_LOOP_REPEATS = 3
+MAX_STOP_CONTINUATIONS = 3
 
 
 class _StopTurn(Exception):
@@ -88,12 +89,14 @@ class TurnRunner:
         s = self.session
         self.emit(TurnStarted(session_id=s.id, turn_id=self.turn_id, prompt=prompt, model=s.model))
         s.begin_turn(self.turn_id)
-        s.append(user_message(prompt))
         steps = 0
         reason: Any = "stop"
         turn_usage = Usage()
         current: Message | None = None
+        stop_continuations = 0
         try:
+            prompt = await self._prompt_hooks(prompt)
+            s.append(user_message(prompt))
             while True:
                 if steps >= s.config.max_steps:
                     reason = "step_limit"
@@ -114,6 +117,12 @@ class TurnRunner:
                 calls = current.tool_parts()
                 if not calls:
                     current = None
+                    # A Stop hook may keep the agent going, with its reason as the next instruction.
+                    stop = await s.run_hook("Stop", {"stop_hook_active": stop_continuations > 0})
+                    if stop.blocked and not stop.stop and stop_continuations < MAX_STOP_CONTINUATIONS:
+                        stop_continuations += 1
+                        s.append(user_message(f"A Stop hook asks to continue: {stop.reason}", synthetic=True))
+                        continue
                     break
                 await self._run_tools(calls)
                 s.save()
@@ -153,6 +162,29 @@ class TurnRunner:
                 session_id=s.id, turn_id=self.turn_id, reason=reason, steps=steps, usage=turn_usage, text=text
             )
         )
+
+    async def _prompt_hooks(self, prompt: str) -> str:
+        """SessionStart (first turn) and UserPromptSubmit: may add context, or block the prompt."""
+        s = self.session
+        extra: list[str] = []
+        if not s.hooks_started:
+            s.hooks_started = True
+            start = await s.run_hook("SessionStart", {"source": "resume" if s.messages else "startup"})
+            if start.additional_context:
+                extra.append(start.additional_context)
+        submit = await s.run_hook("UserPromptSubmit", {"prompt": prompt})
+        if submit.blocked or submit.stop:
+            self.emit(
+                Notice(
+                    session_id=s.id,
+                    level="warning",
+                    message=f"A UserPromptSubmit hook blocked the prompt: {submit.reason or submit.stop_reason}",
+                )
+            )
+            raise _StopTurn("blocked by a hook")
+        if submit.additional_context:
+            extra.append(submit.additional_context)
+        return prompt + "".join(f"\n\n<hook-context>\n{text}\n</hook-context>" for text in extra)
 
     # -- one model step ---------------------------------------------------------------------
 
@@ -332,10 +364,29 @@ class TurnRunner:
             self._fail(part, f"Invalid arguments for {tool.name}: {problems}. Fix them and call again.", data)
             return None
 
+        pre = await s.run_hook("PreToolUse", {"tool_input": data}, tool_name=part.tool)
+        if pre.blocked or pre.permission_decision == "deny" or pre.stop:
+            self._fail(
+                part,
+                f"Blocked by a PreToolUse hook: {pre.reason or pre.stop_reason or 'no reason given'}",
+                data,
+            )
+            return None
+        if pre.updated_input is not None:
+            try:
+                args = tool.parse(pre.updated_input)
+            except ValidationError as exc:
+                self._fail(
+                    part,
+                    f"A PreToolUse hook rewrote the input into an invalid one: {exc.errors()[0]['msg']}",
+                    data,
+                )
+                return None
+            data = pre.updated_input
         started = time.time()
         part.state = ToolRunning(input=data, started=started)
         self.emit(ToolCallRunning(session_id=s.id, call_id=part.call_id, tool=part.tool, input=data))
-        ctx = s.tool_context(part.call_id)
+        ctx = s.tool_context(part.call_id, pre.permission_decision, pre.reason)
         try:
             if self._is_doom_loop(part):
                 await ctx.ask(
@@ -363,6 +414,15 @@ class TurnRunner:
         file_path = data.get("file_path")
         if tool.name == "read" and isinstance(file_path, str):
             output += s.nested_memory_note(ctx.resolve(file_path))
+        post = await s.run_hook(
+            "PostToolUse",
+            {"tool_input": data, "tool_response": {"output": output, "title": result.title}},
+            tool_name=part.tool,
+        )
+        if post.blocked:
+            output += f"\n\n<hook>PostToolUse: {post.reason}</hook>"
+        if post.additional_context:
+            output += f"\n\n<hook>{post.additional_context}</hook>"
         part.state = ToolCompleted(
             input=data,
             output=output,

@@ -12,6 +12,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
+from nbagent.core.config import Mode
 from nbagent.core.events import PermissionAsked, PermissionReplied
 from nbagent.core.messages import new_id
 from nbagent.tools.base import Emit, PermissionQuery, PermissionRejected
@@ -30,6 +31,8 @@ class Decision(BaseModel):
 
 
 class PermissionPolicy(Protocol):
+    mode: Mode
+
     def evaluate(self, query: PermissionQuery) -> Decision: ...
 
     def remember(self, query: PermissionQuery, decision: Decision) -> None:
@@ -38,7 +41,9 @@ class PermissionPolicy(Protocol):
 
 
 class AllowAll:
-    """The policy before rules are configured: everything runs, but a doom loop still asks."""
+    """Everything runs, but a doom loop still asks (for embedding the core without rules)."""
+
+    mode: Mode = "bypass"
 
     def evaluate(self, query: PermissionQuery) -> Decision:
         if query.permission == "doom_loop":
@@ -77,9 +82,14 @@ class PermissionBroker:
     def pending(self) -> list[str]:
         return list(self._pending)
 
-    async def check(self, query: PermissionQuery, call_id: str | None = None) -> None:
-        """Return when the call may run; raise ``PermissionRejected`` otherwise."""
+    async def check(self, query: PermissionQuery, call_id: str | None = None, *, force_ask: str = "") -> None:
+        """Return when the call may run; raise ``PermissionRejected`` otherwise.
+
+        ``force_ask`` (a reason) turns an allow into a question, as a PreToolUse hook may ask.
+        """
         decision = self.policy.evaluate(query)
+        if decision.action == "allow" and force_ask:
+            decision = decision.model_copy(update={"action": "ask", "reason": force_ask})
         if decision.action == "allow":
             return
         target = ", ".join(query.patterns) or query.permission

@@ -15,9 +15,9 @@ from collections.abc import AsyncIterator
 from datetime import date
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
-from nbagent.core.config import Config
+from nbagent.core.config import Config, Mode
 from nbagent.core.context import memory
 from nbagent.core.context.budget import Estimator, Limits, estimate_chars, model_limits
 from nbagent.core.context.compaction import summarize, summary_message_text
@@ -26,10 +26,20 @@ from nbagent.core.errors import ConfigError, NbagentError
 from nbagent.core.events import Compacted, ContextReport, Event, Notice, TurnFinished
 from nbagent.core.loop import TurnRunner, close_dangling
 from nbagent.core.messages import Message, ToolCompleted, ToolPart, Usage, new_id
-from nbagent.core.permission import AllowAll, HeadlessPolicy, PermissionBroker, PermissionPolicy, ReplyKind
+from nbagent.core.permission import HeadlessPolicy, PermissionBroker, PermissionPolicy, ReplyKind
+from nbagent.ext.hooks import HookOutcome, HookRunner
+from nbagent.permissions.policy import RulePolicy
+from nbagent.permissions.sandbox import SandboxUnavailable, sandbox_config, wrap_command
 from nbagent.providers.base import ModelRequest, Provider
 from nbagent.providers.wire import to_openai
-from nbagent.tools.base import FileTracker, PermissionQuery, Tool, ToolContext
+from nbagent.tools.base import (
+    FileTracker,
+    PermissionQuery,
+    Tool,
+    ToolContext,
+    ToolFailure,
+    default_output_dir,
+)
 
 if TYPE_CHECKING:
     from nbagent.store import SessionStore, TurnChanges, UndoLog, UndoResult
@@ -112,14 +122,18 @@ class Session:
         self._tool_schemas = [t.schema() for t in tools]
         self.files = FileTracker()
         self.tool_state: dict[str, Any] = {}
+        # Validated now, so a broken config fails before any work starts.
+        self.policy: PermissionPolicy = policy or RulePolicy(self.root, config)
+        self.hooks = HookRunner(config, self.root, self.id)
+        self.sandbox = sandbox_config(self.root, config)
+        self._sandbox_warned = False
+        self.hooks_started = False
         self.started = time.time()
         self.memory_files = memory.discover(self.root)
         self.nested_memory = memory.NestedMemory(self.root)
         self._system_prompt = self._build_system_prompt()
         self._emit_target: list[asyncio.Queue[Event]] = []
-        self.broker = PermissionBroker(
-            policy or AllowAll(), self._emit, session_id=self.id, headless=headless
-        )
+        self.broker = PermissionBroker(self.policy, self._emit, session_id=self.id, headless=headless)
         self._task: asyncio.Task[None] | None = None
         # Context management: the live window is [summary] + messages[compacted_until:].
         self.summary: str | None = None
@@ -313,7 +327,7 @@ class Session:
         state = part.state
         if not isinstance(state, ToolCompleted):
             return None
-        directory = self.tool_context("").output_dir / self.id
+        directory = default_output_dir() / self.id
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / f"{part.call_id}.txt"
         path.write_text(state.output, encoding="utf-8")
@@ -375,6 +389,15 @@ class Session:
         if not live:
             return
         before = self.estimate_prompt_tokens()
+        trigger = "auto" if auto else "manual"
+        pre = await self.run_hook("PreCompact", {"trigger": trigger, "custom_instructions": focus or ""})
+        if pre.blocked:
+            yield Notice(
+                session_id=self.id,
+                level="warning",
+                message=f"A PreCompact hook blocked compaction: {pre.reason}",
+            )
+            return
         summary, usage = await summarize(
             self.provider,
             model=self.model,
@@ -476,9 +499,16 @@ class Session:
 
     # -- tools ------------------------------------------------------------------------------------
 
-    def tool_context(self, call_id: str) -> ToolContext:
+    def tool_context(
+        self, call_id: str, hook_decision: str | None = None, hook_reason: str = ""
+    ) -> ToolContext:
+        """The context a tool call runs in; a PreToolUse hook's decision (allow/ask) applies to it."""
+
         async def ask(query: PermissionQuery) -> None:
-            await self.broker.check(query, call_id)
+            if hook_decision == "allow":
+                return
+            force = (hook_reason or "a PreToolUse hook asks to confirm") if hook_decision == "ask" else ""
+            await self.broker.check(query, call_id, force_ask=force)
 
         return ToolContext(
             root=self.root,
@@ -489,7 +519,47 @@ class Session:
             ask=ask,
             state=self.tool_state,
             before_change=self._record_before,
+            wrap_argv=self._wrap_argv,
         )
+
+    def _wrap_argv(self, argv: list[str]) -> list[str]:
+        tmp = default_output_dir() / "sandbox-tmp"
+        tmp.mkdir(parents=True, exist_ok=True)
+        try:
+            wrapped, warning = wrap_command(argv, self.root, self.sandbox, tmp)
+        except SandboxUnavailable as exc:
+            raise ToolFailure(f"{exc} {exc.hint}".strip()) from None
+        if warning and not self._sandbox_warned:
+            self._sandbox_warned = True
+            self._emit(Notice(session_id=self.id, level="warning", message=warning))
+        return wrapped
+
+    # -- hooks --------------------------------------------------------------------------------
+
+    async def run_hook(
+        self, event: str, payload: dict[str, Any], tool_name: str | None = None
+    ) -> HookOutcome:
+        """Run the configured hooks for ``event``; their messages and errors become notices."""
+        outcome = await self.hooks.run(event, payload, tool_name)
+        for line in outcome.messages:
+            self._emit(Notice(session_id=self.id, message=line))
+        for line in outcome.errors:
+            self._emit(Notice(session_id=self.id, level="warning", message=f"{event} hook: {line}"))
+        return outcome
+
+    def describe_permissions(self, mode: str | None = None) -> str:
+        """``/permissions [mode]``: the mode, where rules come from, and a mode switch."""
+        modes: tuple[Mode, ...] = get_args(Mode)
+        if mode:
+            if mode not in modes:
+                return f"Unknown mode `{mode}`; one of {', '.join(modes)}."
+            self.policy.mode = modes[modes.index(mode)]
+        lines = [
+            f"Permission mode: **{self.policy.mode}** (modes: {', '.join(modes)})",
+            f"Project rules: `{self.root / 'nbagent.json'}`; saved approvals: `{self.root / '.nbagent/permissions.local.json'}`",
+        ]
+        lines += [f"- `{key}`: `{value}`" for key, value in (self.config.permission or {}).items()]
+        return "\n".join(lines)
 
     def nested_memory_note(self, path: Path) -> str:
         """Instructions from memory files under ``path``'s folders, the first time they are reached."""

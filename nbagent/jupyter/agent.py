@@ -15,14 +15,15 @@ import contextlib
 import os
 import shlex
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from nbagent.core.config import Config, load_config
 from nbagent.core.errors import NbagentError
 from nbagent.core.events import Compacted, Event, TurnFinished, UsageUpdated
-from nbagent.core.permission import Decision, HeadlessPolicy, PermissionPolicy
+from nbagent.core.permission import HeadlessPolicy
 from nbagent.core.session import Session
 from nbagent.jupyter.render_html import Transcript, transcript_html, transcript_text
 from nbagent.providers.base import Provider
@@ -38,13 +39,14 @@ from nbagent.store.notebook import (
     make_record,
     notebook_turns,
     read_notebook_json,
+    record_json,
     recorded_replies,
     scrub,
     scrub_json,
     session_history,
     turns_before,
 )
-from nbagent.tools.base import PermissionQuery, Tool
+from nbagent.tools.base import Tool
 from nbagent.tools.kernel import KERNEL_KEY
 from nbagent.tools.notebook import OPEN_KEY
 
@@ -56,20 +58,11 @@ HELP = """\
 then the prompt in the cell body. One session per notebook, continued across cells; after a kernel
 restart it resumes from the turns recorded in the saved notebook.
 
-`%agent /command`:
-- `/help` this help
-- `/model [provider/name]` show or set the model for the next turns
-- `/cost` tokens and cost of the session
-- `/context` context used by the last step
-- `/sessions` the sessions recorded in this notebook
-- `/new` start a new session at the next `%%agent` cell
-- `/attach PATH` use PATH as this kernel's notebook (to resume or replay from it)
-
-Not in the notebook yet: `/compact`, `/undo`, `/redo`, `/permissions`, `/init`, custom commands.
+`%agent /command` runs the commands below; in the notebook also `/attach PATH` (use PATH as this
+kernel's notebook, to resume or replay from it); `/sessions` lists the sessions recorded in the notebook.
 Environment: `NBAGENT_MODEL`, `NBAGENT_API_BASE`, `NBAGENT_REPLAY=1` (replay every cell),
 `NBAGENT_HEADLESS=allow|deny` (answer permission prompts without asking).
 """
-NOT_YET = {"compact", "undo", "redo", "permissions", "init"}
 
 
 class CellError(Exception):
@@ -127,50 +120,6 @@ def parse_options(line: str) -> CellOptions:
     return CellOptions(ns.model, ns.agent, ns.session, ns.new, ns.mode, ns.replay)
 
 
-class NotebookPolicy:
-    """Stand-in permission policy until nbagent.permissions provides one: mode-aware, asks for
-    kernel code, shell commands, edits and fetches; remembers "always" answers for the session."""
-
-    ASK: ClassVar[frozenset[str]] = frozenset({"python", "bash", "edit", "webfetch", "external_directory"})
-
-    def __init__(self, mode: str = "default") -> None:
-        self.mode = mode
-        self.rules: set[str] = set()
-
-    @staticmethod
-    def _rule(query: PermissionQuery) -> str:
-        if query.permission == "python":
-            return "python: *"
-        return f"{query.permission}: {query.patterns[0] if query.patterns else '*'}"
-
-    def evaluate(self, query: PermissionQuery) -> Decision:
-        perm = query.permission
-        if perm == "doom_loop":
-            return Decision(action="ask", rule="doom_loop: ask", reason="the same call was repeated 3 times")
-        if perm not in self.ASK or self._rule(query) in self.rules or f"{perm}: *" in self.rules:
-            return Decision(action="allow", rule=f"{perm}: allow")
-        if self.mode == "bypass":
-            return Decision(action="allow", rule="mode: bypass")
-        if self.mode == "plan":
-            return Decision(action="deny", rule="mode: plan", reason="plan mode is read-only")
-        if self.mode == "acceptEdits" and perm == "edit":
-            return Decision(action="allow", rule="mode: acceptEdits")
-        return Decision(
-            action="ask", rule=f"{perm}: ask", reason=f"{perm} asks by default", always=[self._rule(query)]
-        )
-
-    def remember(self, query: PermissionQuery, decision: Decision) -> None:
-        self.rules.update(decision.always)
-
-
-def make_policy(config: Config, root: Path) -> PermissionPolicy:
-    try:  # the real rules, when nbagent.permissions provides them
-        from nbagent.permissions import build_policy
-    except ImportError:
-        return NotebookPolicy(config.mode)
-    return build_policy(config, root)  # type: ignore[no-any-return]
-
-
 def notebook_tools() -> list[Tool[Any]]:
     from nbagent.tools import default_tools
     from nbagent.tools.kernel import InspectTool, PythonTool
@@ -216,6 +165,7 @@ class NotebookAgent:
         self._replayed: set[str] = set()
         self.last_usage: UsageUpdated | None = None
         self.last_stats: dict[str, Any] = {}
+        self._pending_compaction: str | None = None
 
     @property
     def root(self) -> Path:
@@ -290,14 +240,17 @@ class NotebookAgent:
         headless_env = os.environ.get("NBAGENT_HEADLESS")
         headless: HeadlessPolicy | None = headless_env if headless_env in ("allow", "deny") else None  # type: ignore[assignment]
         try:
+            store = self._store(config)
+            if store is not None and session_id and messages:
+                messages = _fuller(store, session_id, messages)
             session = Session(
                 self.root,
                 config,
                 tools=notebook_tools(),
-                policy=make_policy(config, self.root),
                 headless=headless,
                 session_id=session_id,
                 messages=messages,
+                store=store,
             )
         except NbagentError as exc:
             raise CellError(str(exc), exc.hint) from exc
@@ -308,16 +261,24 @@ class NotebookAgent:
             session.tool_state[OPEN_KEY] = {self.notebook_path}
         return session
 
+    def _store(self, config: Config) -> Any:
+        """The SQLite session store (the full raw history); None where it cannot be opened."""
+        if os.environ.get("NBAGENT_NO_STORE") == "1":
+            return None
+        try:
+            from nbagent.store import SessionStore
+
+            store_path = getattr(config, "store", None)
+            return SessionStore(Path(store_path).expanduser() if store_path else None)
+        except Exception:
+            return None
+
     def _apply_options(self, session: Session, opts: CellOptions) -> None:
         model = opts.model or self.model_override
         if model and model != session.model:
-            session.model = model
-            session.config = session.config.model_copy(update={"model": model})
-        if opts.mode and opts.mode != session.config.mode:
-            session.config = session.config.model_copy(update={"mode": opts.mode})
-            policy = session.broker.policy
-            if isinstance(policy, NotebookPolicy):
-                policy.mode = opts.mode
+            session.set_model(model)
+        if opts.mode and opts.mode != session.policy.mode:
+            session.policy.mode = opts.mode  # type: ignore[assignment]
 
     def session_for(
         self, opts: CellOptions, cell_id: str | None, replaying: TurnRecord | None
@@ -408,7 +369,7 @@ class NotebookAgent:
         task = asyncio.ensure_future(self._turn(opts, prompt, recorded, cell_id, awaited=False, note=note))
         task.add_done_callback(_report_background)
 
-    async def _turn(
+    def _turn(
         self,
         opts: CellOptions,
         prompt: str,
@@ -417,7 +378,8 @@ class NotebookAgent:
         *,
         awaited: bool,
         note: str = "",
-    ) -> None:
+    ) -> Coroutine[Any, Any, None]:
+        """Set the turn up now (session, view shown in this cell); returns the coroutine that runs it."""
         session, resumed = self.session_for(opts, cell_id, recorded)
         stopped = False
 
@@ -448,117 +410,120 @@ class NotebookAgent:
             else:
                 transcript.add_notice(resumed)
 
-        base_provider: Provider = session.provider
-        replayer: ReplayProvider | None = None
-        recorder: RecordingProvider | None = None
-        if recorded is not None:
-            replayer = ReplayProvider(recorded_replies(recorded))
-            session.provider = replayer
-        else:
-            recorder = RecordingProvider(base_provider)
-            session.provider = recorder
-        start = len(session.messages)
-        started = time.time()
-        compaction: list[str] = []
-
-        async def consume() -> TurnFinished | None:
-            finished = None
-            async for event in session.run(prompt):
-                self._observe(event, compaction)
-                if view is not None:
-                    view.apply(event)
-                else:
-                    transcript.apply(event)
-                if isinstance(event, TurnFinished):
-                    finished = event
-            return finished
-
-        consumer = asyncio.ensure_future(consume())
-        interrupted = False
-        try:
-            await asyncio.wait({consumer})
-        except asyncio.CancelledError:  # kernel interrupt: stop the turn, let it close cleanly
-            interrupted = True
-            session.cancel()
-            try:
-                await asyncio.wait({consumer}, timeout=15)
-            except asyncio.CancelledError:
-                consumer.cancel()
-        finally:
-            session.provider = base_provider
-        finished: TurnFinished | None = None
-        failure: BaseException | None = None
-        if consumer.done() and not consumer.cancelled():
-            failure = consumer.exception()
-            finished = None if failure is not None else consumer.result()
-
-        replies: list[RecordedStep]
-        if replayer is not None and recorded is not None:
-            replies = recorded_replies(recorded)[: replayer.index]
-        else:
-            replies = recorder.take() if recorder is not None else []
-        reason = finished.reason if finished is not None else ("cancelled" if interrupted else "error")
-        usage = finished.usage if finished is not None else session.usage.model_copy()
-        secrets = [s for s in (session.api_key,) if s]
-        record = make_record(
-            session_id=session.id,
-            turn_id=transcript.turn_id or (finished.turn_id if finished else "turn_unknown"),
-            prompt=prompt,
-            model=session.model,
-            messages=session.messages[start:],
-            replies=replies,
-            usage=usage,
-            reason=reason,
-            started=started,
-            root=session.root,
-            cell_id=cell_id,
-            agent=opts.agent,
-            mode=session.config.mode,
-            context_tokens=self.last_usage.context_tokens if self.last_usage else 0,
-            context_limit=self.last_usage.context_limit if self.last_usage else 0,
-            compaction=compaction[-1] if compaction else None,
-            secrets=secrets,
-        )
-        if recorded is not None:
-            divergent = compare_results(recorded.results, record.results)
-            record.replay = ReplayInfo(
-                of_turn=recorded.turn_id, divergent=divergent, compared=len(recorded.results)
-            )
-            if divergent:
-                detail = "\n\n".join(
-                    f"{d.tool} ({d.call_id})\n  recorded: {d.recorded}\n  now:      {d.replayed}"
-                    for d in divergent
-                )
-                message = f"Replay: {len(divergent)} of {len(recorded.results)} tool results differ from the recording."
-                if view is not None:
-                    view.add_notice(message, "warning", detail)
-                else:
-                    transcript.add_notice(message, "warning", detail)
+        async def drive() -> None:
+            base_provider: Provider = session.provider
+            replayer: ReplayProvider | None = None
+            recorder: RecordingProvider | None = None
+            if recorded is not None:
+                replayer = ReplayProvider(recorded_replies(recorded))
+                session.provider = replayer
             else:
-                message = f"Replayed from the recording (no model call): {len(recorded.results)} tool results match."
-                if view is not None:
-                    view.add_notice(message)
+                recorder = RecordingProvider(base_provider)
+                session.provider = recorder
+            start = len(session.messages)
+            started = time.time()
+            compaction: list[str] = []
+
+            async def consume() -> TurnFinished | None:
+                finished = None
+                async for event in session.run(prompt):
+                    self._observe(event, compaction)
+                    if view is not None:
+                        view.apply(event)
+                    else:
+                        transcript.apply(event)
+                    if isinstance(event, TurnFinished):
+                        finished = event
+                return finished
+
+            consumer = asyncio.ensure_future(consume())
+            interrupted = False
+            try:
+                await asyncio.wait({consumer})
+            except asyncio.CancelledError:  # kernel interrupt: stop the turn, let it close cleanly
+                interrupted = True
+                session.cancel()
+                try:
+                    await asyncio.wait({consumer}, timeout=15)
+                except asyncio.CancelledError:
+                    consumer.cancel()
+            finally:
+                session.provider = base_provider
+            finished: TurnFinished | None = None
+            failure: BaseException | None = None
+            if consumer.done() and not consumer.cancelled():
+                failure = consumer.exception()
+                finished = None if failure is not None else consumer.result()
+
+            replies: list[RecordedStep]
+            if replayer is not None and recorded is not None:
+                replies = recorded_replies(recorded)[: replayer.index]
+            else:
+                replies = recorder.take() if recorder is not None else []
+            reason = finished.reason if finished is not None else ("cancelled" if interrupted else "error")
+            usage = finished.usage if finished is not None else session.usage.model_copy()
+            secrets = [s for s in (session.api_key,) if s]
+            record = make_record(
+                session_id=session.id,
+                turn_id=transcript.turn_id or (finished.turn_id if finished else "turn_unknown"),
+                prompt=prompt,
+                model=session.model,
+                messages=session.messages[start:],
+                replies=replies,
+                usage=usage,
+                reason=reason,
+                started=started,
+                root=session.root,
+                cell_id=cell_id,
+                agent=opts.agent,
+                mode=session.config.mode,
+                context_tokens=self.last_usage.context_tokens if self.last_usage else 0,
+                context_limit=self.last_usage.context_limit if self.last_usage else 0,
+                compaction=compaction[-1] if compaction else self._pending_compaction,
+                secrets=secrets,
+            )
+            if recorded is not None:
+                divergent = compare_results(recorded.results, record.results)
+                record.replay = ReplayInfo(
+                    of_turn=recorded.turn_id, divergent=divergent, compared=len(recorded.results)
+                )
+                if divergent:
+                    detail = "\n\n".join(
+                        f"{d.tool} ({d.call_id})\n  recorded: {d.recorded}\n  now:      {d.replayed}"
+                        for d in divergent
+                    )
+                    message = f"Replay: {len(divergent)} of {len(recorded.results)} tool results differ from the recording."
+                    if view is not None:
+                        view.add_notice(message, "warning", detail)
+                    else:
+                        transcript.add_notice(message, "warning", detail)
                 else:
-                    transcript.add_notice(message)
-        if failure is not None:
-            transcript.add_notice(f"The turn failed: {type(failure).__name__}: {failure}", "error")
-        if view is not None:
-            view.flush()
-            self.last_stats = view.stats.summary()
-        bundle = {
-            "text/html": scrub(transcript_html(transcript), secrets),
-            "text/plain": scrub(transcript_text(transcript), secrets),
-            TURN_MIME: scrub_json(record.model_dump(mode="json", exclude_none=True), secrets),
-        }
-        handle.update(bundle, raw=True)
-        if view is not None:
-            view.close()
-        if failure is not None:
-            raise CellError(f"The turn failed: {type(failure).__name__}: {failure}")
-        if interrupted or (reason == "cancelled" and not stopped):
-            raise TurnInterrupted("Turn interrupted; the session was saved.")
-        if reason == "error" and finished is not None and awaited:
-            raise CellError("The turn ended with an error (see above).")
+                    message = f"Replayed from the recording (no model call): {len(recorded.results)} tool results match."
+                    if view is not None:
+                        view.add_notice(message)
+                    else:
+                        transcript.add_notice(message)
+            if failure is not None:
+                transcript.add_notice(f"The turn failed: {type(failure).__name__}: {failure}", "error")
+            if view is not None:
+                view.flush()
+                self.last_stats = view.stats.summary()
+            bundle = {
+                "text/html": scrub(transcript_html(transcript), secrets),
+                "text/plain": scrub(transcript_text(transcript), secrets),
+                TURN_MIME: scrub_json(record_json(record), secrets),
+            }
+            handle.update(bundle, raw=True)
+            if view is not None:
+                view.close()
+            if failure is not None:
+                raise CellError(f"The turn failed: {type(failure).__name__}: {failure}")
+            if interrupted or (reason == "cancelled" and not stopped):
+                raise TurnInterrupted("Turn interrupted; the session was saved.")
+            if reason == "error" and finished is not None and awaited:
+                raise CellError("The turn ended with an error (see above).")
+
+        return drive()
 
     def _observe(self, event: Event, compaction: list[str]) -> None:
         if isinstance(event, UsageUpdated):
@@ -569,67 +534,67 @@ class NotebookAgent:
     # -- /commands ------------------------------------------------------------------------------
 
     def command(self, line: str) -> None:
-        line = line.strip()
-        if not line or line in ("/help", "help", "/?"):
-            _markdown(HELP)
-            return
+        """``%agent /command`` inside a larger cell: runs as a background task (its output shows when done)."""
+        handle = _display({"text/plain": f"nbagent: {line.strip()}…"}, raw=True, display_id=True)
+        cell_id = None
+        task = asyncio.ensure_future(self.run_command(line, cell_id=cell_id, handle=handle))
+        task.add_done_callback(_report_background)
+
+    async def run_command(self, line: str, cell_id: str | None = None, handle: Any = None) -> None:
+        """``%agent /command``: notebook commands here, the rest through the core's slash commands."""
+        from nbagent.core.commands import HELP as CORE_HELP
+        from nbagent.core.commands import parse
+        from nbagent.core.commands import run_command as core_command
+
+        def show(text: str) -> None:
+            bundle = {"text/markdown": text, "text/plain": text}
+            if handle is not None:
+                handle.update(bundle, raw=True)
+            else:
+                _display(bundle, raw=True)
+
+        line = line.strip() or "/help"
         if not line.startswith("/"):
             raise CellError(
                 "%agent runs /commands; write prompts in a %%agent cell.", "%agent /help lists them."
             )
-        name, _, arg = line[1:].partition(" ")
-        arg = arg.strip()
-        handler = getattr(self, f"_cmd_{name}", None)
-        if handler is None:
-            if name in NOT_YET:
-                raise CellError(
-                    f"/{name} is not available in the notebook yet.", "%agent /help lists what is."
-                )
-            raise CellError(f"Unknown command /{name}.", "%agent /help lists the commands.")
-        handler(arg)
-
-    def _cmd_help(self, arg: str) -> None:
-        _markdown(HELP)
-
-    def _cmd_model(self, arg: str) -> None:
-        if arg:
+        name, arg = parse(line)
+        if name in ("help", "?", ""):
+            show(HELP + "\n" + CORE_HELP)
+            return
+        if name == "new":
+            self.drop_session()
+            show("The next `%%agent` cell starts a new session.")
+            return
+        if name == "attach":
+            if not arg:
+                raise CellError("/attach needs the path of the notebook.")
+            self.attach(Path(arg))
+            show(f"Attached to `{self._notebook}`.")
+            return
+        if name == "sessions":
+            show(self._sessions_text())
+            return
+        if name == "model" and arg:
             self.model_override = arg
-            if self.session is not None:
-                self._apply_options(self.session, CellOptions(model=arg))
-            _markdown(f"Model for the next turns: `{arg}`")
-            return
-        if self.session is not None:
-            current = self.session.model
-        else:
-            try:
-                current = self._config(CellOptions()).model or "(none)"
-            except CellError:
-                current = "(none configured)"
-        _markdown(f"Model: `{current}`")
-
-    def _cmd_cost(self, arg: str) -> None:
         if self.session is None:
-            _markdown("No session yet in this kernel.")
-            return
-        u = self.session.usage
-        cost = f"${u.cost:.4f}" if u.cost is not None else "unknown (the model's prices are not known)"
-        _markdown(
-            f"Session `{self.session.id}` · model `{self.session.model}`\n\n"
-            f"- input tokens: {u.input_tokens:,} (cached reads {u.cache_read_tokens:,}, writes {u.cache_write_tokens:,})\n"
-            f"- output tokens: {u.output_tokens:,}\n- cost: {cost}"
-        )
+            self.session_for(CellOptions(), cell_id, None)
+        session = self.session
+        assert session is not None
+        if session.busy:
+            raise CellError("A turn is running.", "Wait for it, or press its Stop button.")
+        out = await core_command(session, line)
+        for event in out.events:
+            if isinstance(event, Compacted):
+                self._pending_compaction = event.summary
+        if out.action == "new_session":
+            self.drop_session()
+        if out.text:
+            show(out.text)
+        if out.prompt:
+            await self._turn(CellOptions(), out.prompt, None, cell_id, awaited=True)
 
-    def _cmd_context(self, arg: str) -> None:
-        if self.last_usage is None:
-            _markdown("No model step yet in this kernel.")
-            return
-        u = self.last_usage
-        pct = 100 * u.context_tokens / u.context_limit if u.context_limit else 0
-        _markdown(
-            f"Context: {u.context_tokens:,} of {u.context_limit:,} tokens ({pct:.0f}%) after the last step."
-        )
-
-    def _cmd_sessions(self, arg: str) -> None:
+    def _sessions_text(self) -> str:
         path = self.notebook_path
         lines = []
         if self.session is not None:
@@ -645,17 +610,17 @@ class NotebookAgent:
                 lines.append(f"- `{s['id']}` in the notebook: {s['turns']} turns, model {s['model']}")
         else:
             lines.append("- (this kernel does not know its notebook file: `%agent /attach PATH`)")
-        _markdown("**Sessions**\n\n" + "\n".join(lines))
+        return "**Sessions**\n\n" + "\n".join(lines)
 
-    def _cmd_new(self, arg: str) -> None:
-        self.drop_session()
-        _markdown("The next `%%agent` cell starts a new session.")
 
-    def _cmd_attach(self, arg: str) -> None:
-        if not arg:
-            raise CellError("/attach needs the path of the notebook.")
-        self.attach(Path(arg))
-        _markdown(f"Attached to `{self._notebook}`.")
+def _fuller(store: Any, session_id: str, messages: list[Any]) -> list[Any]:
+    """The notebook's (bounded) messages, replaced by the store's full ones where it has them."""
+    try:
+        _info, stored = store.load_session(session_id)
+    except Exception:
+        return messages
+    full = {m.id: m for m in stored}
+    return [full.get(m.id, m) for m in messages]
 
 
 def _loop_running() -> bool:

@@ -8,6 +8,7 @@ interrupt stops synchronous user code with ``KeyboardInterrupt``.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import io
@@ -84,6 +85,7 @@ class IPythonNamespace:
         except Exception as exc:
             result.error = f"{type(exc).__name__}: {exc}"
             return result
+        await asyncio.sleep(0.02)  # let the view show the call as running before the code holds the loop
         before = _fignums()
         with capture_output(stdout=True, stderr=True, display=True) as captured:
             await execute_into(code, self.shell.user_ns, result, guard=interruptible)

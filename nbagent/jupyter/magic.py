@@ -46,22 +46,33 @@ def can_await(shell: Any) -> bool:
     return _version(getattr(kernel_module, "__version__", "0")) >= MIN_IPYKERNEL
 
 
+def _shell() -> Any:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    return get_ipython()
+
+
 def transform_agent_cell(lines: list[str]) -> list[str]:
-    """IPython cleanup transformer: a ``%%agent`` cell becomes one awaited call."""
-    if not lines or not lines[0].startswith(MAGIC):
+    """IPython cleanup transformer: a ``%%agent`` cell (or a cell that is one ``%agent /command``
+    line) becomes one awaited call."""
+    if not lines:
+        return lines
+    target = "__import__('nbagent.jupyter.magic', fromlist=['run_cell'])"
+    if lines[0].startswith("%agent ") and not any(ln.strip() for ln in lines[1:]):
+        shell = _shell()
+        if shell is not None and can_await(shell):
+            return [f"await {target}.run_line({lines[0][len('%agent ') :].strip()!r})\n"]
+        return lines
+    if not lines[0].startswith(MAGIC):
         return lines
     first = lines[0].rstrip("\r\n")
     rest = first[len(MAGIC) :]
     if rest and not rest[0].isspace():
         return lines  # %%agentsomething: not ours
-    try:
-        from IPython import get_ipython
-
-        shell = get_ipython()
-    except ImportError:
-        shell = None
+    shell = _shell()
     body = "".join(lines[1:])
-    target = "__import__('nbagent.jupyter.magic', fromlist=['run_cell'])"
     if shell is not None and can_await(shell):
         return [f"await {target}.run_cell({rest.strip()!r}, {body!r})\n"]
     return [f"{target}.run_cell_background({rest.strip()!r}, {body!r})\n"]
@@ -72,6 +83,13 @@ async def run_cell(line: str, body: str) -> None:
     from nbagent.jupyter.agent import current_agent
 
     await current_agent().run_cell(line, body, cell_id=_state["cell_id"])
+
+
+async def run_line(line: str) -> None:
+    """A cell that is one ``%agent /command`` line."""
+    from nbagent.jupyter.agent import current_agent
+
+    await current_agent().run_command(line, cell_id=_state["cell_id"])
 
 
 def run_cell_background(line: str, body: str) -> None:

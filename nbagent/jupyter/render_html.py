@@ -40,7 +40,7 @@ from nbagent.core.messages import Attachment, Usage
 
 LIVE_TAIL_CHARS = 4_000  # live output of a running tool, kept as a tail
 LIVE_OUTPUT_CHARS = 20_000  # a tool result in the live widget
-STATIC_OUTPUT_CHARS = 1_500  # a tool result in the saved notebook
+STATIC_OUTPUT_CHARS = 800  # a tool result in the saved notebook
 DIFF_SHOWN_LINES = 40  # more diff lines are folded
 STATIC_DIFF_LINES = 120  # and past this, dropped from the saved notebook
 STATIC_IMAGE_CHARS = 40_000  # base64 characters of an image kept in the static HTML
@@ -309,8 +309,7 @@ def _clip_middle(text: str, limit: int) -> str:
 
 def _pre(text: str, color: str = "", max_height: str = "24em") -> str:
     style = (
-        f"margin:2px 0;padding:4px 6px;font-family:{MONO};font-size:12px;white-space:pre-wrap;"
-        f"max-height:{max_height};overflow:auto;background:var(--jp-layout-color2, #f5f5f5)"
+        f"margin:2px 0;padding:4px;font-size:12px;white-space:pre-wrap;max-height:{max_height};overflow:auto"
     )
     if color:
         style += f";color:{color}"

@@ -432,13 +432,21 @@ class _Walker:
         args = words[1:]
         vals = [v for v, _ in args]
 
-        def inner(rest: list[tuple[str | None, str]], label: str, **kw: object) -> None:
+        def inner(
+            rest: list[tuple[str | None, str]],
+            label: str,
+            more_args: bool = extra_args,
+            writes: list[str] | None = None,
+        ) -> FoundCommand:
+            """Record the wrapper (its own words only), then analyse the command it runs."""
             found = self.record(words, ctx, assigns=assigns, names=names, wrapper=True, extra_args=extra_args)
             found.argv = found.argv[: len(words) - len(rest)]
             found.literal = found.literal[: len(found.argv)]
+            found.writes = writes or []
             if rest:
                 sub = _Ctx(ctx.cwd, (*ctx.via, label), ctx.depth)
-                self.run(rest, [], names, sub, stdin, bool(kw.get("extra_args", extra_args)))
+                self.run(rest, [], names, sub, stdin, more_args)
+            return found
 
         if base in ("sudo", "doas"):
             i = _skip_options(
@@ -514,9 +522,7 @@ class _Walker:
                 elif v in ("-f", "--format"):
                     i += 1
                 i += 1
-            if writes:
-                self.record(words[: i + 1], ctx, writes=writes, wrapper=True)
-            inner(args[i:], base)
+            inner(args[i:], base, writes=writes)
             return
         if base in ("nice", "ionice", "stdbuf", "chronic"):
             takes = {"nice": {"-n", "--adjustment"}, "ionice": {"-c", "-n", "--class", "--classdata"},
@@ -534,7 +540,7 @@ class _Walker:
             if i >= len(args):
                 self.record(words, ctx, assigns=assigns, names=names)  # xargs alone runs echo
                 return
-            inner(args[i:], "xargs", extra_args=True)
+            inner(args[i:], "xargs", more_args=True)
             return
         if base == "watch":
             i = _skip_options(vals, {"-n", "--interval", "-d", "-q"})

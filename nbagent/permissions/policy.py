@@ -18,7 +18,7 @@ from __future__ import annotations
 import glob
 import itertools
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -177,12 +177,26 @@ class RulePolicy:
 
     # ---- rule lookup ----------------------------------------------------------------------------
     def _lookup(self, key: str, matches: Callable[[str], bool]) -> _Hit:
-        for layer in reversed(self._layers):
-            for k in (key, "*"):
-                for pattern, action in reversed(layer.rules.get(k, ())):
-                    if matches(pattern):
-                        return _Hit(action, layer.describe(k, pattern, action), pattern, layer.name)
+        """The deciding rule: the highest layer with a match (saved > agent > config > defaults), except
+        that an agent's deny beats a saved approval (an "always" given to another agent)."""
+        for i in range(len(self._layers) - 1, -1, -1):
+            hit = self._layer_hit(self._layers[i], key, matches)
+            if hit is None:
+                continue
+            if hit.layer == "saved" and len(self._layers) > 3:
+                agent_hit = self._layer_hit(self._layers[2], key, matches)
+                if agent_hit is not None and agent_hit.action == "deny":
+                    return agent_hit
+            return hit
         return _Hit("ask", "default: ask", "*", "default")
+
+    @staticmethod
+    def _layer_hit(layer: _Layer, key: str, matches: Callable[[str], bool]) -> _Hit | None:
+        for k in (key, "*"):
+            for pattern, action in reversed(layer.rules.get(k, ())):
+                if matches(pattern):
+                    return _Hit(action, layer.describe(k, pattern, action), pattern, layer.name)
+        return None
 
     def _mode_part(self, part: _Part) -> _Part:
         if self.mode == "bypass" and part.action == "ask":
@@ -581,12 +595,3 @@ def _plain_always(key: str, subject: str) -> str:
     if key == "python":
         return "*"  # kernel code has no narrower scope than "this project's kernel"
     return subject or "*"
-
-
-def describe_parts(items: Iterable[dict[str, Any]]) -> list[str]:
-    """Readable lines for ``Decision.details['commands']``."""
-    out: list[str] = []
-    for item in items:
-        what = item.get("command") or item.get("redirect") or ""
-        out.append(f"{item.get('action')}\t{what}\t{item.get('rule')}")
-    return out

@@ -18,10 +18,8 @@ import asyncio
 import json
 import os
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
-from typing import Any
-
-import httpx
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from nbagent.core.errors import ContextTooLong, ProviderError
 from nbagent.core.messages import Usage
@@ -36,6 +34,9 @@ from nbagent.providers.base import (
     ToolCallStarted,
 )
 from nbagent.providers.errors import TABLE, ErrorRule, classify, retry_after
+
+if TYPE_CHECKING:
+    import httpx  # imported on first use: `supports()` stays free of it
 
 OPENAI = "openai"
 ANTHROPIC = "anthropic"
@@ -114,8 +115,8 @@ class _Target:
     route: Route
     name: str  # the model name on the wire
     url: str
-    headers: dict[str, str]
-    official_openai: bool
+    headers: dict[str, str] = field(repr=False)  # holds the key: never shown
+    official_openai: bool = False
 
 
 def _env(names: tuple[str, ...]) -> str | None:
@@ -144,7 +145,7 @@ def _target(request: ModelRequest) -> _Target:
             kind="config",
         )
     base = base.rstrip("/")
-    key = request.api_key or os.environ.get(route.key_env)
+    key = (request.api_key or os.environ.get(route.key_env) or "").strip()
     if not key:
         if route.key_required and not custom_base:
             raise ProviderError(
@@ -472,7 +473,9 @@ def _provider_error(
     )
 
 
-async def _status_error(response: httpx.Response, model: str, key_env: str) -> ProviderError:
+async def _bounded_text(response: httpx.Response) -> str:
+    import httpx
+
     raw = bytearray()
     try:
         async for piece in response.aiter_bytes():
@@ -481,16 +484,44 @@ async def _status_error(response: httpx.Response, model: str, key_env: str) -> P
                 break
     except httpx.HTTPError:
         pass
-    text = raw[:ERROR_BODY_LIMIT].decode("utf-8", "replace")
+    return raw[:ERROR_BODY_LIMIT].decode("utf-8", "replace")
+
+
+class _Headers(Exception):
+    """Carries response headers to ``errors.retry_after``."""
+
+    def __init__(self, headers: httpx.Headers) -> None:
+        super().__init__("")
+        self.headers = headers
+
+
+async def _status_error(response: httpx.Response, model: str, key_env: str) -> ProviderError:
+    text = await _bounded_text(response)
     try:
         message, kind, code = _error_fields(json.loads(text))
     except ValueError:
         message, kind, code = text.strip(), "", ""
     status = response.status_code
     rule = _rule_for(status, message, kind, code)
-    wait = retry_after(httpx.HTTPStatusError("", request=response.request, response=response))
+    wait = retry_after(_Headers(response.headers))
     return _provider_error(
         rule, model, f"HTTP {status}: {message or response.reason_phrase}", key_env=key_env, wait=wait
+    )
+
+
+async def _unstreamed(response: httpx.Response, model: str, key_env: str) -> ProviderError:
+    """A 200 answer that is not an event stream: an error some proxies send that way, or no streaming."""
+    text = await _bounded_text(response)
+    try:
+        payload = json.loads(text)
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict) and "error" in payload:
+        return _stream_error(payload, model, key_env)
+    return ProviderError(
+        f"The server answered without streaming ({model}: {' '.join(text.split())[:200]}).",
+        "Use an endpoint that supports stream=true (server-sent events).",
+        kind="bad_request",
     )
 
 
@@ -687,7 +718,7 @@ class NativeProvider:
     """
 
     def __init__(self, timeout: float = 600.0, connect_timeout: float = 15.0) -> None:
-        self.timeout = httpx.Timeout(timeout, connect=connect_timeout)
+        self.timeout, self.connect_timeout = timeout, connect_timeout
         self._client: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -696,11 +727,13 @@ class NativeProvider:
         return supports(model)
 
     def _http(self) -> httpx.AsyncClient:
+        import httpx
+
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop or self._client.is_closed:
             # Connections belong to the loop that opened them; a new loop (asyncio.run per turn) gets a new pool.
             self._client = httpx.AsyncClient(
-                timeout=self.timeout,
+                timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout),
                 limits=httpx.Limits(max_connections=20, max_keepalive_connections=10, keepalive_expiry=60.0),
                 trust_env=True,
             )
@@ -717,6 +750,8 @@ class NativeProvider:
     aclose = close
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[Chunk]:
+        import httpx
+
         target = _target(request)
         anthropic = target.route.protocol == ANTHROPIC
         body = anthropic_body(request, target) if anthropic else openai_body(request, target)
@@ -730,6 +765,8 @@ class NativeProvider:
             async with client.stream("POST", target.url, content=content, headers=target.headers) as response:
                 if response.status_code >= 400:
                     raise await _status_error(response, request.model, key_env)
+                if "json" in response.headers.get("content-type", ""):
+                    raise await _unstreamed(response, request.model, key_env)
                 data: list[str] = []
                 async for line in response.aiter_lines():
                     if line.startswith("data:"):

@@ -30,7 +30,7 @@ from nbagent.providers.replay import RecordedCall, RecordedStep
 TURN_MIME = "application/vnd.nbagent.turn+json"
 SCHEMA_VERSION = 1
 METADATA_KEY = "nbagent"
-RECORD_OUTPUT_CHARS = 1_200  # per tool result kept in the notebook (head + tail)
+RECORD_OUTPUT_CHARS = 800  # per tool result kept in the notebook (head + tail)
 RECORD_TEXT_CHARS = 20_000  # per text part
 RECORD_ERROR_CHARS = 2_000
 RECORD_META_CHARS = 2_000  # a tool result's metadata, serialised
@@ -225,7 +225,7 @@ def tool_digests(messages: Iterable[Message], root: Path | str | None = None) ->
                     status=state.status,
                     chars=len(text),
                     sha256=digest(text),
-                    excerpt=scrub(bound_middle(text, 240)),
+                    excerpt=scrub(bound_middle(text, 160)),
                 )
             )
     return out
@@ -490,6 +490,29 @@ def build_metadata(nb: Mapping[str, Any]) -> dict[str, Any]:
             entry["divergent_results"] += len(r.replay.divergent)
     meta = {"schema_version": SCHEMA_VERSION, "active_session": last, "sessions": list(sessions.values())}
     return scrub_json(meta)  # type: ignore[no-any-return]
+
+
+_DROP_WHEN_EMPTY = frozenset(
+    {"title", "metadata", "attachments", "synthetic", "raw_input", "started", "ended", "reasoning", "calls"}
+    | {"cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "cost"}
+)
+
+
+def _compact(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: _compact(v)
+            for k, v in value.items()
+            if not (k in _DROP_WHEN_EMPTY and v in ("", {}, [], 0, None, False))
+        }
+    if isinstance(value, list):
+        return [_compact(v) for v in value]
+    return value
+
+
+def record_json(record: TurnRecord) -> dict[str, Any]:
+    """The record as stored in the output bundle: fields left at their defaults are not written."""
+    return _compact(record.model_dump(mode="json", exclude_none=True))  # type: ignore[no-any-return]
 
 
 def write_metadata(nb: Any) -> dict[str, Any]:

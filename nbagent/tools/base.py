@@ -86,6 +86,11 @@ async def _allow_all(_: PermissionQuery) -> None:
     return None
 
 
+def default_output_dir() -> Path:
+    """Where full tool outputs (and pruned ones) are saved for the model to read back."""
+    return Path(tempfile.gettempdir()) / "nbagent-tool-output"
+
+
 @dataclass
 class ToolContext:
     root: Path
@@ -98,7 +103,9 @@ class ToolContext:
     state: dict[str, Any] = field(default_factory=dict)
     # Called with a file's path before a tool changes it (undo keeps the old content).
     before_change: Callable[[Path], None] = field(default=lambda _p: None)
-    output_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()) / "nbagent-tool-output")
+    # Wraps a command's argv before it runs (the bubblewrap sandbox, when enabled).
+    wrap_argv: Callable[[list[str]], list[str]] = field(default=lambda argv: argv)
+    output_dir: Path = field(default_factory=lambda: default_output_dir())
 
     def resolve(self, path: str) -> Path:
         """A path as the model gave it, absolute or relative to the project root, normalised."""

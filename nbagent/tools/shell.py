@@ -207,15 +207,13 @@ def _env() -> dict[str, str]:
     return env
 
 
-async def _spawn(command: str, cwd: Path) -> _Running:
+async def _spawn(command: str, cwd: Path, wrap: Callable[[list[str]], list[str]]) -> _Running:
     """``bash -c command`` in a new session; stdout and stderr share one pipe we read ourselves
     (so the process's exit is seen at once even when its children keep the pipe open)."""
     read_fd, write_fd = os.pipe()
     try:
         proc = await asyncio.create_subprocess_exec(
-            "bash",
-            "-c",
-            command,
+            *wrap(["bash", "-c", command]),
             cwd=cwd,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=write_fd,
@@ -226,6 +224,9 @@ async def _spawn(command: str, cwd: Path) -> _Running:
     except OSError as exc:
         os.close(read_fd)
         raise ToolFailure(f"Could not start bash in {cwd}: {exc}") from None
+    except ToolFailure:
+        os.close(read_fd)
+        raise
     except BaseException:
         os.close(read_fd)
         raise
@@ -426,7 +427,7 @@ class BashTool(Tool[BashParams]):
             return await self._background(args, ctx, title)
 
         timeout = (args.timeout or DEFAULT_TIMEOUT_MS) / 1000
-        running = await _spawn(args.command, ctx.root)
+        running = await _spawn(args.command, ctx.root, ctx.wrap_argv)
         log = OutputLog(ctx.output_dir, "bash")
 
         def send(chunk: str) -> None:
@@ -486,7 +487,7 @@ class BashTool(Tool[BashParams]):
 
     async def _background(self, args: BashParams, ctx: ToolContext, title: str) -> ToolResult:
         registry = shells_of(ctx.state)
-        running = await _spawn(args.command, ctx.root)
+        running = await _spawn(args.command, ctx.root, ctx.wrap_argv)
         shell_id = registry.next_id()
         log = OutputLog(ctx.output_dir, shell_id)
         pump = asyncio.create_task(_pump(running.reader, log, None))

@@ -298,7 +298,7 @@ def test_replay_with_a_changed_repo_reports_the_divergence(
 
 
 def test_slash_commands(serve: Serve, start_kernel: StartKernel) -> None:
-    server = serve(ListScript([Reply(text="hi")]))
+    server = serve(ListScript([], fallback=Reply(text="hi")))
     kernel = start_kernel(server)
     assert "/sessions" in kernel.run("%agent /help").final_bundle("text/markdown")["text/markdown"]  # type: ignore[index]
     kernel.run("%%agent\nhello")
@@ -309,8 +309,13 @@ def test_slash_commands(serve: Serve, start_kernel: StartKernel) -> None:
     assert "openai/other" in kernel.run("%agent /model").final_bundle("text/markdown")["text/markdown"]  # type: ignore[index]
     new = kernel.run("%agent /new").final_bundle("text/markdown")
     assert new is not None and "new session" in new["text/markdown"]
-    bad = kernel.run("%agent /compact")
-    assert bad.status == "error" and "not available in the notebook yet" in bad.errors[0]["content"]["evalue"]
+    kernel.run("%%agent\nhello again")
+    context = kernel.run("%agent /context").final_bundle("text/markdown")
+    assert context is not None and "Tool definitions" in context["text/markdown"]
+    unknown = kernel.run("%agent /frobnicate").final_bundle("text/markdown")
+    assert unknown is not None and "Unknown command" in unknown["text/markdown"]
+    prose = kernel.run("%agent do something")
+    assert prose.status == "error" and "write prompts in a %%agent cell" in prose.errors[0]["content"]["evalue"]
     usage = kernel.run("%%agent --mode nonsense\nhi")
     assert usage.status == "error" and "invalid choice" in usage.errors[0]["content"]["evalue"]
 
@@ -339,3 +344,28 @@ def test_background_fallback_on_kernels_that_cannot_await(serve: Serve, start_ke
             break
         time.sleep(0.3)
     assert server.requests
+
+
+def test_python_tool_captures_figures_and_displays(serve: Serve, start_kernel: StartKernel) -> None:
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("pandas")
+    code = (
+        "import matplotlib.pyplot as plt\nimport pandas as pd\nfrom IPython.display import display\n"
+        "df = pd.DataFrame({'a': [1, 2, 3]})\ndisplay(df)\nplt.plot(df['a'])\ndf.describe()"
+    )
+    server = serve(ListScript([Reply(tool_calls=[ToolCallSpec("python", {"code": code})]), Reply(text="plotted")]))
+    kernel = start_kernel(server, NBAGENT_HEADLESS="allow")
+    ex = kernel.run("%%agent\nplot a", timeout=120)
+    assert ex.status == "ok", ex.errors
+    # nothing leaked into the cell besides the agent's own output (no stray figure, no stray display)
+    shown = [m for m in ex.of_type("display_data", "execute_result", "stream")]
+    assert all("application/vnd.jupyter.widget-view+json" in m["content"].get("data", {}) for m in shown), shown
+    record = record_of(ex)
+    state = [p for m in record["messages"] for p in m["parts"] if p["type"] == "tool"][0]["state"]
+    assert state["attachments"] and state["attachments"][0]["media_type"] == "image/png"
+    assert "[display]" in state["output"] and "[result: pandas.DataFrame]" in state["output"]
+    assert "shape (8, 1)" in state["output"]
+    assert "<img" in ex.final_bundle(TURN_MIME)["text/html"]  # type: ignore[index]
+    # the model saw the figure as an image
+    sent = json.dumps(server.requests[-1].body["messages"])
+    assert "image/png" in sent or "image_url" in sent

@@ -339,7 +339,7 @@ def test_brace_expansion_and_globbed_program_names() -> None:
         "read 'a[$(rm x)]' <<< 1",
         "test 'a[$(rm x)]' -eq 1",
         "let 'x=a[$(rm x)]'",
-        "y=\"\\$(rm x)\"; echo $((y))",
+        'y="\\$(rm x)"; echo $((y))',
     ],
 )
 def test_code_hidden_in_data_is_flagged(command: str) -> None:

@@ -77,7 +77,9 @@ def test_absolute_and_home_patterns(tmp_path: Path) -> None:
     inside = PathPattern(str(tmp_path / "src") + "/**", tmp_path)
     assert inside.absolute and inside.match("src/a.py", str(tmp_path / "src" / "a.py"))
     assert PathPattern("*", tmp_path).match(None, "/anything")
-    assert not PathPattern("*.py", tmp_path).match(None, "/elsewhere/a.py")  # relative rules stay in the project
+    assert not PathPattern("*.py", tmp_path).match(
+        None, "/elsewhere/a.py"
+    )  # relative rules stay in the project
 
 
 def test_static_prefix() -> None:

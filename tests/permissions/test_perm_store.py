@@ -135,3 +135,17 @@ async def test_always_reply_applies_to_other_pending_requests(project: Path) -> 
     broker.reply(asked[2].request_id, "reject", feedback="do not push yet")
     with pytest.raises(PermissionRejected, match="do not push yet"):
         await other
+
+
+def test_agent_deny_beats_a_saved_approval(project: Path) -> None:
+    config = Config.model_validate(
+        {"agent": {"reviewer": {"permission": {"bash": {"*": "ask", "git commit*": "deny"}}}}}
+    )
+    build = RulePolicy(project, config)
+    query = q("bash", "git commit -m x")
+    build.remember(query, build.evaluate(query))
+    reviewer = RulePolicy(project, config, agent="reviewer")
+    assert reviewer.evaluate(q("bash", "git commit -m y")).action == "deny"
+    other = q("bash", "make docs")
+    build.remember(other, build.evaluate(other))
+    assert RulePolicy(project, config, agent="reviewer").evaluate(q("bash", "make docs")).action == "allow"

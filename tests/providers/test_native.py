@@ -601,6 +601,7 @@ class RawSSE:
     """An asyncio HTTP/1.1 server that answers every POST with the given SSE events."""
 
     events: list[str]
+    content_type: str = "text/event-stream"
     connections: int = 0
     requests: int = 0
 
@@ -617,7 +618,8 @@ class RawSSE:
                 await reader.readexactly(length)
                 self.requests += 1
                 writer.write(
-                    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+                    b"HTTP/1.1 200 OK\r\ncontent-type: %s\r\ntransfer-encoding: chunked\r\n\r\n"
+                    % self.content_type.encode()
                 )
                 for event in self.events:
                     data = event.encode()
@@ -634,8 +636,8 @@ class RawSSE:
 async def raw_sse() -> AsyncIterator[Callable[[list[str]], Any]]:
     servers: list[asyncio.Server] = []
 
-    async def start(events: list[str]) -> tuple[RawSSE, str]:
-        state = RawSSE(events)
+    async def start(events: list[str], content_type: str = "text/event-stream") -> tuple[RawSSE, str]:
+        state = RawSSE(events, content_type)
         server = await asyncio.start_server(state.handle, "127.0.0.1", 0)
         servers.append(server)
         return state, f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
@@ -736,6 +738,22 @@ async def test_error_event_mid_stream(
     assert (error.kind, error.retryable) == (kind, retryable)
 
 
+@pytest.mark.parametrize(
+    ("body", "kind", "retryable"),
+    [
+        ({"error": {"message": "upstream overloaded", "type": "overloaded_error"}}, "overloaded", True),
+        ({"choices": [{"message": {"content": "whole answer"}}]}, "bad_request", False),
+    ],
+)
+async def test_answer_that_is_not_a_stream(
+    raw_sse: Any, native: NativeProvider, body: dict[str, Any], kind: str, retryable: bool
+) -> None:
+    _, url = await raw_sse([json.dumps(body)], "application/json")
+    request = ModelRequest(model="openai/x", messages=[], tools=[], api_base=url + "/v1", api_key=KEY)
+    error = await failure(native, request)
+    assert (error.kind, error.retryable) == (kind, retryable)
+
+
 async def test_openai_compatible_variants(raw_sse: Any, native: NativeProvider) -> None:
     """`reasoning` (Ollama, OpenRouter) instead of `reasoning_content`, calls without index, Groq usage."""
     _, url = await raw_sse(
@@ -832,3 +850,16 @@ async def test_anthropic_history_with_tool_blocks_but_no_tools(serve: Serve, nat
     await collect(native, make_request(server, "anthropic", messages=history(), tools=[]))
     tools = server.requests[0].body["tools"]
     assert [t["name"] for t in tools] == ["no_tools"]
+
+
+def test_choosing_the_path_imports_neither_httpx_nor_litellm() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from nbagent.providers.native import supports; "
+        "print(supports('anthropic/claude-sonnet-4-5'), supports('openai/gpt-4.1'), "
+        "'httpx' in sys.modules, 'litellm' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "True", "False", "False"]

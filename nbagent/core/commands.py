@@ -1,0 +1,207 @@
+"""Slash commands shared by every front-end: built-ins and the project's custom commands.
+
+A command either answers with markdown text (``/cost``, ``/context``), changes the session
+(``/model``, ``/undo``, ``/compact``), or expands to a prompt that runs as a turn (``/init`` and
+custom commands from ``.nbagent/commands``, ``.claude/commands`` or ``.opencode/command``).
+Front-end matters (``/new``, switching sessions) are reported back as an ``action``.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from nbagent.core.events import ContextReport, Event
+
+if TYPE_CHECKING:
+    from nbagent.core.session import Session
+
+COMMAND_DIRS = (".nbagent/commands", ".claude/commands", ".opencode/command", ".opencode/commands")
+
+INIT_PROMPT = """\
+Look at this repository and write a starter AGENTS.md at its root for coding agents working here.
+Read the README, the build and packaging files, the test setup and a few central modules first.
+Keep it short (under 60 lines) and specific to this repo:
+- how to install, build, lint and run the tests (exact commands; how to run a single test)
+- the layout: where the main code, tests, notebooks and data live
+- code style and conventions that are not obvious from a linter config
+- anything surprising: generated files, slow tests, required services or environment variables
+If an AGENTS.md (or CLAUDE.md) already exists, improve it instead of replacing what is still true.
+"""
+
+HELP = """\
+| command | what it does |
+|---|---|
+| `/help` | this list |
+| `/model [provider/name]` | show or switch the model (the history carries over) |
+| `/context` | what the next request is made of, in tokens |
+| `/compact [focus]` | summarise the older history now, optionally focused |
+| `/cost` | tokens and cost of this session |
+| `/sessions` | the sessions of this project |
+| `/new` | start a new session |
+| `/undo` / `/redo` | revert the last turn's file changes and conversation / put them back |
+| `/permissions [mode]` | show the permission mode and rules, or switch mode |
+| `/init` | write a starter AGENTS.md for this repo |
+"""
+
+Action = Literal["new_session"]
+
+
+@dataclass
+class CommandOutput:
+    text: str = ""  # markdown shown to the user
+    prompt: str | None = None  # run this as a turn
+    events: list[Event] = field(default_factory=list)
+    action: Action | None = None
+
+
+@dataclass
+class CustomCommand:
+    name: str
+    path: Path
+    description: str
+    template: str
+    model: str | None = None
+
+
+def parse(line: str) -> tuple[str, str]:
+    """``/name rest of line`` -> (name, rest)."""
+    body = line.strip().removeprefix("/")
+    name, _, rest = body.partition(" ")
+    return name.strip().lower(), rest.strip()
+
+
+def _frontmatter(text: str) -> tuple[dict[str, str], str]:
+    if not text.startswith("---\n"):
+        return {}, text
+    end = text.find("\n---", 4)
+    if end < 0:
+        return {}, text
+    meta: dict[str, str] = {}
+    for line in text[4:end].splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            meta[key.strip()] = value.strip().strip("\"'")
+    return meta, text[end + 4 :].lstrip("\n")
+
+
+def custom_commands(root: Path) -> dict[str, CustomCommand]:
+    """The project's commands; earlier folders win (``.nbagent`` over ``.claude`` over ``.opencode``)."""
+    found: dict[str, CustomCommand] = {}
+    for folder in COMMAND_DIRS:
+        directory = root / folder
+        if not directory.is_dir():
+            continue
+        for path in sorted(directory.rglob("*.md")):
+            name = ":".join(path.relative_to(directory).with_suffix("").parts).lower()
+            if name in found:
+                continue
+            meta, body = _frontmatter(path.read_text(encoding="utf-8", errors="replace"))
+            first = next((ln.strip() for ln in body.splitlines() if ln.strip()), "")
+            found[name] = CustomCommand(
+                name, path, meta.get("description", first[:80]), body, meta.get("model")
+            )
+    return found
+
+
+def expand(template: str, args: str) -> str:
+    """$ARGUMENTS is the whole argument string; $1..$9 its shell-style words."""
+    try:
+        words = shlex.split(args)
+    except ValueError:
+        words = args.split()
+    text = template.replace("$ARGUMENTS", args)
+    text = re.sub(
+        r"\$([1-9])", lambda m: words[int(m.group(1)) - 1] if int(m.group(1)) <= len(words) else "", text
+    )
+    if "$ARGUMENTS" not in template and args and not re.search(r"\$[1-9]", template):
+        text = f"{text.rstrip()}\n\n{args}"
+    return text
+
+
+def format_context(report: ContextReport) -> str:
+    rows = [
+        ("System prompt", report.system_prompt),
+        ("Tool definitions", report.tools),
+        ("Memory files", report.memory),
+        ("Compaction summary", report.summary),
+        ("Messages", report.messages),
+        ("Tool results", report.tool_results),
+        ("Free", report.free),
+        ("Reserved for the answer", report.reserve),
+    ]
+    used = sum(v for _, v in rows[:6])
+    lines = [
+        f"**{report.model}**: about {used:,} of {report.context_limit:,} tokens used"
+        + ("" if report.limits_known else " (window unknown: a conservative default)"),
+        "",
+        "| part | tokens | share |",
+        "|---|---:|---:|",
+    ]
+    lines += [f"| {name} | {value:,} | {value / report.context_limit:.1%} |" for name, value in rows]
+    return "\n".join(lines)
+
+
+def _cost_text(session: Session) -> str:
+    u = session.usage
+    cost = f"${u.cost:.4f}" if u.cost is not None else "unknown (litellm has no prices for this model)"
+    return (
+        f"Session `{session.id}` on **{session.model}**: {u.input_tokens:,} input tokens"
+        f" ({u.cache_read_tokens:,} cache reads, {u.cache_write_tokens:,} cache writes), {u.output_tokens:,} output"
+        f" tokens; cost {cost}."
+    )
+
+
+async def run_command(session: Session, line: str) -> CommandOutput:
+    name, args = parse(line)
+    if name in ("help", "?", ""):
+        custom = custom_commands(session.root)
+        extra = "".join(f"| `/{c.name}` | {c.description} |\n" for c in custom.values())
+        return CommandOutput(text=HELP + extra)
+    if name == "model":
+        if not args:
+            return CommandOutput(text=f"Model: **{session.model}**")
+        session.set_model(args)
+        return CommandOutput(text=f"Model switched to **{args}**; the conversation carries over.")
+    if name == "context":
+        report = session.context_report()
+        return CommandOutput(text=format_context(report), events=[report])
+    if name == "compact":
+        events = [event async for event in session.compact(args or None)]
+        return CommandOutput(text="Compacted." if events else "Nothing to compact yet.", events=events)
+    if name == "cost":
+        return CommandOutput(text=_cost_text(session))
+    if name in ("undo", "redo"):
+        result = session.undo() if name == "undo" else session.redo()
+        if result is None:
+            return CommandOutput(text=f"Nothing to {name}.")
+        files = ", ".join(f"`{session.display_path(p)}`" for p in result.reverted) or "no files"
+        text = f"{name.capitalize()}: {files}."
+        if result.skipped:
+            text += " Skipped: " + "; ".join(result.skipped)
+        if result.shell_changed:
+            text += " Files changed by shell commands were left as they are: " + ", ".join(
+                f"`{session.display_path(p)}`" for p in result.shell_changed
+            )
+        return CommandOutput(text=text)
+    if name == "sessions":
+        if session.store is None:
+            return CommandOutput(text="This session is not stored.")
+        rows = session.store.list_sessions(session.root, limit=20)
+        lines = [f"- `{i.id}` {i.title or '(untitled)'} ({i.message_count} messages)" for i in rows]
+        return CommandOutput(text="\n".join(lines) or "No sessions yet.")
+    if name == "new":
+        return CommandOutput(text="Started a new session.", action="new_session")
+    if name == "init":
+        return CommandOutput(prompt=INIT_PROMPT + (f"\nAlso: {args}" if args else ""))
+    if name == "permissions":
+        return CommandOutput(text=session.describe_permissions(args or None))
+    command = custom_commands(session.root).get(name)
+    if command is not None:
+        if command.model:
+            session.set_model(command.model)
+        return CommandOutput(prompt=expand(command.template, args))
+    return CommandOutput(text=f"Unknown command `/{name}`. `/help` lists the commands.")

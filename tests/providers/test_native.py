@@ -863,3 +863,32 @@ def test_choosing_the_path_imports_neither_httpx_nor_litellm() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True", "True", "False", "False"]
+
+
+@BOTH
+async def test_a_session_turn_through_the_native_client(
+    serve: Serve, native: NativeProvider, protocol: str, tmp_path: Any
+) -> None:
+    from nbagent.core.events import ToolCallCompleted, TurnFinished
+    from tests.conftest import collect as run_turn
+    from tests.conftest import make_session
+
+    script = ListScript(
+        [
+            Reply(tool_calls=[ToolCallSpec("write", {"file_path": "hi.py", "content": "print('hi')\n"})]),
+            Reply(tool_calls=[ToolCallSpec("bash", {"command": "python3 hi.py", "description": "run"})]),
+            Reply(text="It prints hi."),
+        ]
+    )
+    server = serve(script)
+    session = make_session(tmp_path, server, protocol, provider=native)
+    events = await run_turn(session, "write hi.py and run it")
+    done = [e for e in events if isinstance(e, ToolCallCompleted)]
+    assert [e.tool for e in done] == ["write", "bash"] and "hi" in done[1].output
+    finished = events[-1]
+    assert isinstance(finished, TurnFinished) and finished.reason == "stop" and finished.steps == 3
+    assert finished.usage.input_tokens > 0
+    assert (finished.usage.cost is not None) == (protocol == "anthropic")  # "openai/scripted" has no prices
+    # The model saw the tool results in its own protocol's shape.
+    body = json.dumps(server.requests[-1].body)
+    assert ("tool_result" in body) == (protocol == "anthropic")

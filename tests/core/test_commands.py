@@ -14,14 +14,18 @@ def test_custom_commands_from_all_three_folders(tmp_path: Path) -> None:
     (tmp_path / ".nbagent/commands").mkdir(parents=True)
     (tmp_path / ".claude/commands/git").mkdir(parents=True)
     (tmp_path / ".opencode/command").mkdir(parents=True)
-    (tmp_path / ".nbagent/commands/review.md").write_text("---\ndescription: Review a file\n---\nReview $1 for $2.\n")
+    (tmp_path / ".nbagent/commands/review.md").write_text(
+        "---\ndescription: Review a file\n---\nReview $1 for $2.\n"
+    )
     (tmp_path / ".claude/commands/review.md").write_text("shadowed\n")
     (tmp_path / ".claude/commands/git/log.md").write_text("Summarise the git log.\n")
     (tmp_path / ".opencode/command/fix.md").write_text("Fix: $ARGUMENTS\n")
     found = custom_commands(tmp_path)
     assert sorted(found) == ["fix", "git:log", "review"]
     assert found["review"].description == "Review a file"
-    assert expand(found["review"].template, 'src/a.py "style issues"') == "Review src/a.py for style issues.\n"
+    assert (
+        expand(found["review"].template, 'src/a.py "style issues"') == "Review src/a.py for style issues.\n"
+    )
     assert expand(found["fix"].template, "the flaky test") == "Fix: the flaky test\n"
     assert expand("Summarise.", "briefly") == "Summarise.\n\nbriefly"
 
@@ -39,7 +43,9 @@ async def test_builtin_commands(tmp_path: Path, serve: Serve) -> None:
     assert isinstance(context.events[0], ContextReport)
     assert "Tool definitions" in context.text and "Free" in context.text
     assert "input tokens" in (await run_command(session, "/cost")).text
-    assert (await run_command(session, "/model anthropic/claude-sonnet-4-5")).text.startswith("Model switched")
+    assert (await run_command(session, "/model anthropic/claude-sonnet-4-5")).text.startswith(
+        "Model switched"
+    )
     assert session.model == "anthropic/claude-sonnet-4-5" and session.limits.context >= 100_000
     assert "AGENTS.md" in ((await run_command(session, "/init")).prompt or "")
     assert (await run_command(session, "/hello the team")).prompt == "Say hello to the team.\n"

@@ -6,14 +6,24 @@ import json
 from pathlib import Path
 
 from nbagent.core.config import Config, RetryConfig
-from nbagent.core.events import PermissionAsked, PermissionReplied, ToolCallCompleted, ToolCallError, TurnFinished
+from nbagent.core.events import (
+    PermissionAsked,
+    PermissionReplied,
+    ToolCallCompleted,
+    ToolCallError,
+    TurnFinished,
+)
 from nbagent.core.session import Session
 from nbagent.providers.scripted import ListScript, Reply, ScriptedModelServer, ToolCallSpec
 from tests.conftest import Serve, collect
 
 
-def session_for(root: Path, server: ScriptedModelServer, headless: str | None = "deny", **config: object) -> Session:
-    cfg = Config(model="openai/scripted", api_base=server.openai_base, retry=RetryConfig(base_delay=0), **config)  # type: ignore[arg-type]
+def session_for(
+    root: Path, server: ScriptedModelServer, headless: str | None = "deny", **config: object
+) -> Session:
+    cfg = Config(
+        model="openai/scripted", api_base=server.openai_base, retry=RetryConfig(base_delay=0), **config
+    )  # type: ignore[arg-type]
     return Session(root, cfg, api_key="k", headless=headless)  # type: ignore[arg-type]
 
 
@@ -21,7 +31,12 @@ async def test_rules_deny_and_ask_headless(tmp_path: Path, serve: Serve) -> None
     server = serve(
         ListScript(
             [
-                Reply(tool_calls=[ToolCallSpec("bash", {"command": "ls"}), ToolCallSpec("bash", {"command": "rm -rf build"})]),
+                Reply(
+                    tool_calls=[
+                        ToolCallSpec("bash", {"command": "ls"}),
+                        ToolCallSpec("bash", {"command": "rm -rf build"}),
+                    ]
+                ),
                 Reply(text="could not"),
             ]
         )
@@ -56,29 +71,46 @@ async def test_always_saves_a_scoped_rule_and_covers_the_next_call(tmp_path: Pat
     assert "touch *" in json.dumps(saved)
     assert (tmp_path / "a.txt").exists() and (tmp_path / "b.txt").exists()
     # A new session (a restart) remembers it.
-    server2 = serve(ListScript([Reply(tool_calls=[ToolCallSpec("bash", {"command": "touch c.txt"})]), Reply(text="ok")]))
+    server2 = serve(
+        ListScript([Reply(tool_calls=[ToolCallSpec("bash", {"command": "touch c.txt"})]), Reply(text="ok")])
+    )
     events = await collect(session_for(tmp_path, server2, headless=None), "again")
     assert not any(isinstance(e, PermissionAsked) for e in events)
     assert (tmp_path / "c.txt").exists()
 
 
 async def test_plan_mode_refuses_edits(tmp_path: Path, serve: Serve) -> None:
-    server = serve(ListScript([Reply(tool_calls=[ToolCallSpec("write", {"file_path": "x.txt", "content": "x"})]), Reply(text="ok")]))
+    server = serve(
+        ListScript(
+            [
+                Reply(tool_calls=[ToolCallSpec("write", {"file_path": "x.txt", "content": "x"})]),
+                Reply(text="ok"),
+            ]
+        )
+    )
     session = session_for(tmp_path, server, headless="allow", mode="plan")
     events = await collect(session, "write")
     assert any(isinstance(e, ToolCallError) for e in events)
     assert not (tmp_path / "x.txt").exists()
 
 
-def _hook_config(tmp_path: Path, script: str, event: str = "PreToolUse", matcher: str = "bash") -> dict[str, object]:
+def _hook_config(
+    tmp_path: Path, script: str, event: str = "PreToolUse", matcher: str = "bash"
+) -> dict[str, object]:
     hook = tmp_path / f"{event}.py"
     hook.write_text(script)
-    return {event: [{"matcher": matcher, "hooks": [{"type": "command", "command": f"python3 {hook}", "timeout": 20}]}]}
+    return {
+        event: [
+            {"matcher": matcher, "hooks": [{"type": "command", "command": f"python3 {hook}", "timeout": 20}]}
+        ]
+    }
 
 
 async def test_pre_tool_use_hook_blocks_with_exit_2(tmp_path: Path, serve: Serve) -> None:
     hooks = _hook_config(tmp_path, "import sys\nprint('no shell today', file=sys.stderr)\nsys.exit(2)\n")
-    server = serve(ListScript([Reply(tool_calls=[ToolCallSpec("bash", {"command": "echo hi"})]), Reply(text="ok")]))
+    server = serve(
+        ListScript([Reply(tool_calls=[ToolCallSpec("bash", {"command": "echo hi"})]), Reply(text="ok")])
+    )
     events = await collect(session_for(tmp_path, server, headless="allow", hooks=hooks), "echo")
     (error,) = [e for e in events if isinstance(e, ToolCallError)]
     assert "Blocked by a PreToolUse hook" in error.error and "no shell today" in error.error
@@ -94,7 +126,9 @@ async def test_pre_tool_use_hook_rewrites_input_and_allows(tmp_path: Path, serve
     )
     hooks = _hook_config(tmp_path, script)
     (tmp_path / "keep.txt").write_text("x")
-    server = serve(ListScript([Reply(tool_calls=[ToolCallSpec("bash", {"command": "rm keep.txt"})]), Reply(text="ok")]))
+    server = serve(
+        ListScript([Reply(tool_calls=[ToolCallSpec("bash", {"command": "rm keep.txt"})]), Reply(text="ok")])
+    )
     events = await collect(session_for(tmp_path, server, headless="deny", hooks=hooks), "remove")
     (done,) = [e for e in events if isinstance(e, ToolCallCompleted)]
     assert "would-rm keep.txt" in done.output and (tmp_path / "keep.txt").exists()
@@ -136,7 +170,9 @@ async def test_sandboxed_bash_cannot_write_outside_or_reach_the_network(tmp_path
         f"touch inside.txt; touch {outside}/x.txt; echo write=$?;"
         f" python3 -c \"import urllib.request as u; u.urlopen('{server.url}', timeout=3)\"; echo net=$?"
     )
-    server.script = ListScript([Reply(tool_calls=[ToolCallSpec("bash", {"command": command})]), Reply(text="ok")])
+    server.script = ListScript(
+        [Reply(tool_calls=[ToolCallSpec("bash", {"command": command})]), Reply(text="ok")]
+    )
     session = session_for(project, server, headless="allow", sandbox={"enabled": True})
     events = await collect(session, "try")
     (done,) = [e for e in events if isinstance(e, ToolCallCompleted)]

@@ -58,8 +58,10 @@ def main(steps: int = 200) -> None:
             if json.loads(line)["type"] == "step_started":
                 stamps.append(time.perf_counter())
         proc.wait()
+        served = [r.served * 1000 for r in server.requests]
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     gaps = [(b - a) * 1000 for a, b in itertools.pairwise(stamps)]
+    harness = [g - s for g, s in zip(gaps, served, strict=False)]
     print(f"steps: {len(stamps)} (exit {proc.returncode})")
     print(
         f"ms per step, first 20: median {statistics.median(gaps[:20]):.1f}, mean {statistics.mean(gaps[:20]):.1f}"
@@ -68,6 +70,14 @@ def main(steps: int = 200) -> None:
         f"ms per step, last 20:  median {statistics.median(gaps[-20:]):.1f}, mean {statistics.mean(gaps[-20:]):.1f}"
     )
     print(f"ms per step, all:      median {statistics.median(gaps):.1f}")
+    print(
+        f"of which the scripted server's own time: median {statistics.median(served[:20]):.1f} (first 20),"
+        f" {statistics.median(served[-20:]):.1f} (last 20)"
+    )
+    print(
+        f"harness overhead (step minus server time): first 20 median {statistics.median(harness[:20]):.1f},"
+        f" last 20 median {statistics.median(harness[-20:]):.1f}"
+    )
     print(f"peak RSS of the nbagent process: {peak_mb:.0f} MB")
 
 

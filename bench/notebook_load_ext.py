@@ -18,7 +18,10 @@ RUNS = 3
 
 def main() -> None:
     load, first, second = [], [], []
-    with tempfile.TemporaryDirectory() as tmp, ScriptedModelServer(ListScript([], fallback=Reply(text="ok"))) as server:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        ScriptedModelServer(ListScript([], fallback=Reply(text="ok"))) as server,
+    ):
         env = python_env() | {"NBAGENT_MODEL": "openai/scripted", "NBAGENT_API_BASE": server.openai_base}
         for _ in range(RUNS):
             kernel = Kernel(Path(tmp), env)
@@ -34,7 +37,9 @@ def main() -> None:
                     bucket.append(time.perf_counter() - start)
             finally:
                 kernel.close()
-    print(f"%load_ext nbagent: median {1000 * statistics.median(load):.1f} ms (runs: {', '.join(f'{1000 * x:.1f}' for x in load)})")
+    print(
+        f"%load_ext nbagent: median {1000 * statistics.median(load):.1f} ms (runs: {', '.join(f'{1000 * x:.1f}' for x in load)})"
+    )
     print(f"first %%agent turn (imports litellm): median {statistics.median(first):.2f} s")
     print(f"second %%agent turn: median {1000 * statistics.median(second):.0f} ms")
 

@@ -18,7 +18,9 @@ from nbagent.providers.scripted import ListScript, Reply, ScriptedModelServer, T
 
 CASES = {
     "bash: seq 1 200000 (1.3 MB)": ToolCallSpec("bash", {"command": "seq 1 200000"}),
-    "python: print 1 MB": ToolCallSpec("python", {"code": "print('x' * 100 + '\\n' * 0, end='')\nfor i in range(10_000): print('y' * 100)"}),
+    "python: print 1 MB": ToolCallSpec(
+        "python", {"code": "print('x' * 100 + '\\n' * 0, end='')\nfor i in range(10_000): print('y' * 100)"}
+    ),
 }
 
 
@@ -29,7 +31,9 @@ def measure(name: str, call: ToolCallSpec, tmp: Path) -> None:
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, str(nb_path))
     before = nb_path.stat().st_size
-    script = ListScript([Reply(text="Running it.", tool_calls=[call]), Reply(text="That was a lot of output.")])
+    script = ListScript(
+        [Reply(text="Running it.", tool_calls=[call]), Reply(text="That was a lot of output.")]
+    )
     with ScriptedModelServer(script) as server:
         env = {
             **os.environ,
@@ -38,7 +42,10 @@ def measure(name: str, call: ToolCallSpec, tmp: Path) -> None:
             "NBAGENT_API_BASE": server.openai_base,
         }
         subprocess.run(
-            [sys.executable, "-m", "nbagent", "execute", "--yes", str(nb_path)], env=env, check=True, capture_output=True
+            [sys.executable, "-m", "nbagent", "execute", "--yes", str(nb_path)],
+            env=env,
+            check=True,
+            capture_output=True,
         )
     after = nb_path.stat().st_size
     done = json.loads(nb_path.read_text())

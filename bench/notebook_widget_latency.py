@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import statistics
 import tempfile
@@ -37,11 +38,13 @@ def main() -> None:
             kernel.run("%%agent\nwrite a lot", on_message=on, timeout=180)
             wall = time.perf_counter() - start
             stats = json.loads(
-                kernel.run("import json, nbagent.jupyter.agent as a; print(json.dumps(a.current_agent().last_stats))").stdout
+                kernel.run(
+                    "import json, nbagent.jupyter.agent as a; print(json.dumps(a.current_agent().last_stats))"
+                ).stdout
             )
         finally:
             kernel.close()
-    gaps = [b - a for a, b in zip(updates, updates[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(updates)]
     print(f"streamed {WORDS} words in {wall:.2f} s: {stats['events']} events, {stats['flushes']} flushes,")
     print(
         f"  kernel side: an event waits {stats['latency_mean_ms']:.1f} ms on average before the widgets update"

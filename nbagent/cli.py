@@ -193,10 +193,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    _preload_litellm()
     from nbagent.core.config import load_config
     from nbagent.core.permission import HeadlessPolicy
-    from nbagent.core.session import Session
+    from nbagent.core.session import Session, uses_native
 
     root = (args.cwd or Path.cwd()).resolve()
     overrides: dict[str, Any] = {
@@ -206,6 +205,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         "mode": args.mode,
     }
     config = load_config(root, overrides)
+    if not uses_native(config):
+        _preload_litellm()
     interactive = args.output_format == "text" and sys.stdin.isatty() and not args.yes
     headless: HeadlessPolicy | None = "allow" if args.yes else (None if interactive else "deny")
     store = open_store(config)

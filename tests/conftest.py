@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from nbagent.core.config import Config, RetryConfig
 from nbagent.core.events import Event
 from nbagent.core.session import Session
+from nbagent.providers.litellm_provider import close_clients
 from nbagent.providers.scripted import Script, ScriptedModelServer
 
 Serve = Callable[[Script], ScriptedModelServer]
@@ -24,6 +25,13 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("NBAGENT_CONFIG_DIR", str(home / "config"))
     monkeypatch.setenv("NBAGENT_DATA_DIR", str(home / "data"))
+
+
+@pytest.fixture(autouse=True)
+async def _close_litellm_clients() -> AsyncIterator[None]:
+    """litellm caches HTTP clients per event loop; close them before each test's loop ends."""
+    yield
+    await close_clients()
 
 
 @pytest.fixture
@@ -45,8 +53,8 @@ def make_session(root: Path, server: ScriptedModelServer, protocol: str = "opena
     model = "openai/scripted" if protocol == "openai" else "anthropic/claude-sonnet-4-5"
     base = server.openai_base if protocol == "openai" else server.anthropic_base
     config_fields: dict[str, Any] = {"model": model, "api_base": base, "retry": RetryConfig(base_delay=0.0)}
-    for key in ("max_steps", "retry", "models", "context"):
-        if key in kwargs:
+    for key in ("max_steps", "retry", "models", "context", "provider"):
+        if key in kwargs and (key != "provider" or isinstance(kwargs[key], str)):
             config_fields[key] = kwargs.pop(key)
     kwargs.setdefault("headless", "allow")
     return Session(root, Config(**config_fields), api_key="test-key", **kwargs)

@@ -60,6 +60,11 @@ class Config(_Strict):
     schema_: str | None = Field(None, alias="$schema")
     model: str | None = Field(None, description="litellm model string, e.g. anthropic/claude-sonnet-4-5.")
     api_base: str | None = Field(None, description="Base URL of the model endpoint (local servers, proxies).")
+    provider: Literal["auto", "native", "litellm"] = Field(
+        "auto",
+        description="How models are reached: auto (a direct HTTP client for OpenAI-compatible and Anthropic"
+        " APIs, litellm for every other provider), or litellm for all. Env NBAGENT_PROVIDER overrides.",
+    )
     max_steps: int = Field(100, ge=1, description="Model steps per turn before the loop stops.")
     retry: RetryConfig = Field(default_factory=RetryConfig)
     models: dict[str, ModelLimits] = Field(default_factory=dict, description="Per-model limit overrides.")

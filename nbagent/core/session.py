@@ -8,6 +8,7 @@ async for event in session.run("fix the failing test"):
 from __future__ import annotations
 
 import asyncio
+import os
 import platform
 import subprocess
 import time
@@ -76,6 +77,25 @@ class ContextFull(NbagentError):
     """The prompt does not fit the model's window and compaction is off (or could not help)."""
 
 
+def uses_native(config: Config) -> bool:
+    """Whether the native HTTP client serves this configuration (litellm serves the rest)."""
+    from nbagent.providers.native import supports
+
+    choice = os.environ.get("NBAGENT_PROVIDER") or config.provider
+    return choice == "native" or (choice == "auto" and bool(config.model) and supports(config.model or ""))
+
+
+def make_provider(config: Config) -> Provider:
+    """The native HTTP client where it serves the model (fast start, low overhead), litellm elsewhere."""
+    if uses_native(config):
+        from nbagent.providers.native import NativeProvider
+
+        return NativeProvider()
+    from nbagent.providers.litellm_provider import LiteLLMProvider
+
+    return LiteLLMProvider()
+
+
 def uses_anthropic_cache(model: str) -> bool:
     return model.startswith(("anthropic/", "claude", "bedrock/anthropic", "vertex_ai/claude"))
 
@@ -108,11 +128,7 @@ class Session:
         self.api_key = api_key  # never persisted
         self.messages: list[Message] = list(messages or [])
         self.usage = Usage()
-        if provider is None:
-            from nbagent.providers.litellm_provider import LiteLLMProvider
-
-            provider = LiteLLMProvider()
-        self.provider = provider
+        self.provider = provider or make_provider(config)
         if tools is None:
             from nbagent.tools import default_tools
 
@@ -132,6 +148,7 @@ class Session:
         self.memory_files = memory.discover(self.root)
         self.nested_memory = memory.NestedMemory(self.root)
         self._system_prompt = self._build_system_prompt()
+        self._fixed = len(self._system_prompt) + estimate_chars(self._tool_schemas)
         self._emit_target: list[asyncio.Queue[Event]] = []
         self.broker = PermissionBroker(self.policy, self._emit, session_id=self.id, headless=headless)
         self._task: asyncio.Task[None] | None = None
@@ -140,9 +157,13 @@ class Session:
         self.compacted_until = 0
         self.limits: Limits = model_limits(self.model, config)
         self.estimator = Estimator()
-        self._wire: dict[
-            str, tuple[int, list[dict[str, Any]], int]
-        ] = {}  # message id -> (version, wire, chars)
+        self._wire: dict[str, tuple[int, list[dict[str, Any]], int]] = {}  # id -> (version, wire, chars)
+        # The wire form of the settled live history (all but the last messages), extended as it grows.
+        self._prefix: list[dict[str, Any]] = []
+        self._prefix_chars = 0
+        self._prefix_n = 0
+        self._prefix_start = -1  # compacted_until the prefix was built for; -1: invalid
+        self._saved_clean = 0  # messages[:n] are unchanged since the last save
         self._last_request_at = 0.0
         # Durability: the store (None keeps the session in memory only) and the undo log.
         self.store = store
@@ -235,21 +256,40 @@ class Session:
     def _live_messages(self) -> list[Message]:
         return self.messages[self.compacted_until :]
 
+    def invalidate_history(self) -> None:
+        """Old messages changed (pruned, compacted, undone): rebuild the cached wire form, save all."""
+        self._prefix_start = -1
+        self._saved_clean = 0
+
     def _history_wire(self) -> tuple[list[dict[str, Any]], int]:
+        """The live history in wire form. Settled messages are converted once; only the last two
+        (whose tool calls may still be running) are looked at again, so a step costs the same at
+        step 200 as at step 2."""
+        live = self._live_messages()
+        settled = max(0, len(live) - 2)
+        if self._prefix_start != self.compacted_until or settled < self._prefix_n:
+            self._prefix, self._prefix_chars, self._prefix_n = [], 0, 0
+            self._prefix_start = self.compacted_until
+        for message in live[self._prefix_n : settled]:
+            wire, size = self._wire_of(message)
+            self._prefix.extend(wire)
+            self._prefix_chars += size
+        self._prefix_n = settled
         out: list[dict[str, Any]] = []
-        chars = 0
+        chars = self._prefix_chars
         if self.summary:
             text = summary_message_text(self.summary)
             out.append({"role": "user", "content": text})
             chars += len(text)
-        for message in self._live_messages():
+        out.extend(self._prefix)
+        for message in live[settled:]:
             wire, size = self._wire_of(message)
             out.extend(wire)
             chars += size
         return out, chars
 
     def _fixed_chars(self) -> int:
-        return len(self._system_prompt) + estimate_chars(self._tool_schemas)
+        return self._fixed
 
     def estimate_prompt_tokens(self) -> int:
         return self.estimator.tokens(self._fixed_chars() + self._history_wire()[1])
@@ -336,6 +376,7 @@ class Session:
     def prune(self, *, force: bool = False) -> int:
         """Prune old tool outputs; returns the tokens freed."""
         usable_chars = int(self.limits.usable / self.estimator.ratio)
+        self.invalidate_history()
         freed = prune(
             self._live_messages(),
             protect_chars=0 if force else min(160_000, usable_chars // 4),
@@ -419,6 +460,7 @@ class Session:
         self.usage = self.usage + usage
         self.summary = summary
         self.compacted_until += split
+        self.invalidate_history()
         self.save()
         if self.store is not None:
             self.store.add_summary(
@@ -449,8 +491,14 @@ class Session:
             first = next((m.text for m in self.messages if m.role == "user" and not m.synthetic), "")
             self.title = " ".join(first.split())[:80]
         self.store.save_step(
-            self.id, self.messages, usage=self.usage, todos=self.tool_state.get("todos"), title=self.title
+            self.id,
+            self.messages,
+            usage=self.usage,
+            todos=self.tool_state.get("todos"),
+            title=self.title,
+            settled=min(self._saved_clean, len(self.messages)),
         )
+        self._saved_clean = len(self.messages)
 
     # -- undo -----------------------------------------------------------------------------------
 
@@ -473,6 +521,7 @@ class Session:
         if result is not None:
             del self.messages[result.message_count :]
             self.compacted_until = min(self.compacted_until, len(self.messages))
+            self.invalidate_history()
             self.save()
         return result
 
@@ -494,6 +543,7 @@ class Session:
         result = self.undo_log.redo()
         if result is not None:
             self.messages[result.message_count :] = result.messages
+            self.invalidate_history()
             self.save()
         return result
 
@@ -626,6 +676,9 @@ class Session:
         from nbagent.tools.shell import close_shells
 
         await close_shells(self.tool_state)
+        close = getattr(self.provider, "close", None)
+        if close is not None:
+            await close()
 
 
 def _with_breakpoint(message: dict[str, Any]) -> dict[str, Any]:

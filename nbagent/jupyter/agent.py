@@ -437,6 +437,7 @@ class NotebookAgent:
                 return finished
 
             consumer = asyncio.ensure_future(consume())
+            heartbeat = asyncio.ensure_future(_heartbeat())
             interrupted = False
             try:
                 await asyncio.wait({consumer})
@@ -449,6 +450,7 @@ class NotebookAgent:
                     consumer.cancel()
             finally:
                 session.provider = base_provider
+                heartbeat.cancel()
             finished: TurnFinished | None = None
             failure: BaseException | None = None
             if consumer.done() and not consumer.cancelled():
@@ -611,6 +613,14 @@ class NotebookAgent:
         else:
             lines.append("- (this kernel does not know its notebook file: `%agent /attach PATH`)")
         return "**Sessions**\n\n" + "\n".join(lines)
+
+
+async def _heartbeat(period: float = 0.1) -> None:
+    """Wake the event loop regularly during a turn. Python runs a signal handler (ipykernel's, which
+    turns a kernel interrupt into a cancellation) only when the main thread runs bytecode: a loop
+    asleep in select() waiting for a quiet subprocess would otherwise see the interrupt late."""
+    while True:  # noqa: ASYNC110 (a timer on purpose: nothing to wait for)
+        await asyncio.sleep(period)
 
 
 def _fuller(store: Any, session_id: str, messages: list[Any]) -> list[Any]:

@@ -416,6 +416,14 @@ def tool_html(block: ToolBlock, *, static: bool = False) -> str:
     )
 
 
+def always_rules(asked: PermissionAsked) -> list[str]:
+    """The rules an "always" answer saves, written ``permission: pattern``."""
+    raw = asked.details.get("always_rules") if isinstance(asked.details, dict) else None
+    if isinstance(raw, list) and raw:
+        return [f"{r.get('permission')}: {r.get('pattern')}" for r in raw if isinstance(r, dict)]
+    return [a if ":" in a else f"{asked.tool}: {a}" for a in asked.always]
+
+
 def permission_html(block: PermissionBlock, *, include_reply: bool = True) -> str:
     asked = block.asked
     if asked is None:
@@ -441,7 +449,8 @@ def permission_html(block: PermissionBlock, *, include_reply: bool = True) -> st
     if include_reply and block.replied is not None:
         r = block.replied
         verb = {"once": "✓ allowed once", "always": "✓ always allowed", "reject": "✗ denied"}[r.reply]
-        extra = f" ({_esc(', '.join(asked.always))})" if r.reply == "always" and asked.always else ""
+        rules = always_rules(asked)
+        extra = f" ({_esc(', '.join(rules))})" if r.reply == "always" and rules else ""
         by = f" by {_esc(r.by)}" if r.by != "user" else ""
         feedback = f": “{_esc(r.feedback)}”" if r.feedback else ""
         lines.append(f"<div><b>{verb}</b>{extra}{by}{feedback}</div>")

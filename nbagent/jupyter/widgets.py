@@ -25,6 +25,7 @@ from nbagent.jupyter.render_html import (
     Block,
     PermissionBlock,
     Transcript,
+    always_rules,
     block_html,
     footer_html,
     permission_html,
@@ -65,7 +66,7 @@ class PermissionPrompt:
         assert asked is not None
         self.request_id = asked.request_id
         self.question = w.HTML(permission_html(block, include_reply=False))
-        always = ", ".join(asked.always) if asked.always else "this session"
+        always = ", ".join(always_rules(asked)) or "this session"
         self.once = w.Button(description="Allow once", button_style="success", tooltip="Run this call")
         self.always = w.Button(
             description=f"Always: {always}"[:60],

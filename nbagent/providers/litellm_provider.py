@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 from collections.abc import AsyncIterator
 from functools import cache
 from types import ModuleType
@@ -44,6 +45,15 @@ def litellm_module() -> ModuleType:
     for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "litellm"):
         logging.getLogger(name).setLevel(logging.ERROR)
     return litellm
+
+
+async def close_clients() -> None:
+    if "litellm" not in sys.modules:
+        return
+    from litellm.llms.custom_httpx.async_client_cleanup import close_litellm_async_clients
+
+    with contextlib.suppress(Exception):
+        await close_litellm_async_clients()  # type: ignore[no-untyped-call]
 
 
 def missing_keys(model: str, api_key: str | None, api_base: str | None) -> list[str]:
@@ -107,6 +117,10 @@ class LiteLLMProvider:
 
     def __init__(self, timeout: float = 600.0) -> None:
         self.timeout = timeout
+
+    async def close(self) -> None:
+        """Close the HTTP clients litellm cached for this event loop."""
+        await close_clients()
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[Chunk]:
         litellm = litellm_module()

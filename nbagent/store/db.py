@@ -359,16 +359,25 @@ class SessionStore:
         usage: Usage | None = None,
         todos: Sequence[TodoItem] | None = None,
         title: str | None = None,
+        settled: int = 0,
     ) -> None:
         """Make the stored history equal ``messages``, in one transaction.
+
+        ``settled``: the caller guarantees ``messages[:settled]`` did not change since its last save,
+        so they are not serialized again (a step then costs the same at step 200 as at step 2).
 
         Only messages whose content or position changed since the last save are written; stored
         messages that are no longer in the list (undo) are deleted. Completed tool outputs are
         kept in full in ``tool_outputs`` the first time they are seen, so pruning the live history
         later loses nothing. ``usage`` is the session's running total.
         """
-        rows = []
+        rows: list[tuple[int, Message, str, str]] = []
+        cached = self._hashes.get(session_id, {})
         for seq, message in enumerate(messages):
+            previous = cached.get(message.id)
+            if seq < settled and previous is not None and previous[0] == seq:
+                rows.append((seq, message, "", previous[1]))  # unchanged: nothing to serialize
+                continue
             data = message.model_dump_json()
             rows.append((seq, message, data, _digest(data)))
         with self.transaction() as conn:
@@ -376,8 +385,11 @@ class SessionStore:
             known = self._known_hashes(conn, session_id)
             now_known: dict[str, tuple[int, str]] = {}
             for seq, message, data, digest in rows:
-                now_known[message.id] = (seq, digest)
                 before = known.get(message.id)
+                if not data and before != (seq, digest):  # the store moved under us: serialize after all
+                    data = message.model_dump_json()
+                    digest = _digest(data)
+                now_known[message.id] = (seq, digest)
                 if before == (seq, digest):
                     continue
                 if before is not None and before[1] == digest:

@@ -28,8 +28,12 @@ def tool_messages(body: dict[str, object]) -> list[dict[str, object]]:
     return [m for m in body["messages"] if isinstance(m, dict) and m.get("role") == "tool"]  # type: ignore[union-attr]
 
 
+BACKENDS = pytest.mark.parametrize("backend", ["native", "litellm"])
+
+
+@BACKENDS
 @pytest.mark.parametrize("protocol", ["openai", "anthropic"])
-async def test_multi_step_edit_and_run(tmp_path: Path, serve: Serve, protocol: str) -> None:
+async def test_multi_step_edit_and_run(tmp_path: Path, serve: Serve, protocol: str, backend: str) -> None:
     script = ListScript(
         [
             Reply(
@@ -43,7 +47,7 @@ async def test_multi_step_edit_and_run(tmp_path: Path, serve: Serve, protocol: s
         ]
     )
     server = serve(script)
-    session = make_session(tmp_path, server, protocol)
+    session = make_session(tmp_path, server, protocol, provider=backend)
     events = await collect(session, "make hello.py and run it")
 
     assert (tmp_path / "hello.py").read_text() == "print('hi')\n"
@@ -99,8 +103,9 @@ async def test_invalid_tool_calls_go_back_to_the_model(tmp_path: Path, serve: Se
     assert any(isinstance(e, ToolCallCompleted) and "content" in e.output for e in events)
 
 
+@BACKENDS
 @pytest.mark.parametrize("protocol", ["openai", "anthropic"])
-async def test_retries_then_success(tmp_path: Path, serve: Serve, protocol: str) -> None:
+async def test_retries_then_success(tmp_path: Path, serve: Serve, protocol: str, backend: str) -> None:
     script = ListScript(
         [
             ErrorReply(429, headers={"retry-after": "0"}),
@@ -110,7 +115,7 @@ async def test_retries_then_success(tmp_path: Path, serve: Serve, protocol: str)
         ]
     )
     server = serve(script)
-    events = await collect(make_session(tmp_path, server, protocol), "hi")
+    events = await collect(make_session(tmp_path, server, protocol, provider=backend), "hi")
     retries = [e for e in events if isinstance(e, Retrying)]
     assert len(retries) == 3
     assert retries[0].wait == 0.0  # retry-after honoured
@@ -140,11 +145,14 @@ async def test_retries_exhausted(tmp_path: Path, serve: Serve) -> None:
     assert len(server.requests) == 3
 
 
-async def test_auth_error_is_not_retried_and_names_the_fix(tmp_path: Path, serve: Serve) -> None:
+@BACKENDS
+async def test_auth_error_is_not_retried_and_names_the_fix(
+    tmp_path: Path, serve: Serve, backend: str
+) -> None:
     server = serve(ListScript([ErrorReply(401, message="invalid x-api-key")]))
-    events = await collect(make_session(tmp_path, server, "anthropic"), "hi")
+    events = await collect(make_session(tmp_path, server, "anthropic", provider=backend), "hi")
     (error,) = [e for e in events if isinstance(e, ErrorEvent)]
-    assert error.kind == "auth" and "API key" in error.hint
+    assert error.kind == "auth" and "--api-key" in error.hint
     assert len(server.requests) == 1
 
 

@@ -31,7 +31,9 @@ class Execution:
 
     @property
     def stdout(self) -> str:
-        return "".join(m["content"]["text"] for m in self.of_type("stream") if m["content"]["name"] == "stdout")
+        return "".join(
+            m["content"]["text"] for m in self.of_type("stream") if m["content"]["name"] == "stdout"
+        )
 
     @property
     def errors(self) -> list[Message]:
@@ -131,7 +133,9 @@ class Kernel:
 
     def find_widgets(self, model: str, **state: Any) -> Iterator[str]:
         for comm_id, st in self.widgets.items():
-            if st.get("_model_name") == model and all(str(st.get(k, "")).startswith(str(v)) for k, v in state.items()):
+            if st.get("_model_name") == model and all(
+                str(st.get(k, "")).startswith(str(v)) for k, v in state.items()
+            ):
                 yield comm_id
 
     def interrupt(self) -> None:

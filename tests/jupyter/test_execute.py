@@ -55,7 +55,10 @@ def script() -> ListScript:
         [
             Reply(text="Reading.", tool_calls=[ToolCallSpec("bash", {"command": "cat data.txt"})]),
             Reply(text="It says alpha."),
-            Reply(text="Looking.", tool_calls=[ToolCallSpec("bash", {"command": "env | grep -E '^(MY_DB|OPENAI)' | sort"})]),
+            Reply(
+                text="Looking.",
+                tool_calls=[ToolCallSpec("bash", {"command": "env | grep -E '^(MY_DB|OPENAI)' | sort"})],
+            ),
             Reply(text="That is the environment."),
         ]
     )
@@ -125,7 +128,10 @@ def test_headless_denies_prompts_without_yes(tmp_path: Path, serve: Serve) -> No
     make_notebook(nb_path)
     server = serve(
         ListScript(
-            [Reply(tool_calls=[ToolCallSpec("bash", {"command": "touch made.txt"})]), Reply(text="Could not.")]
+            [
+                Reply(tool_calls=[ToolCallSpec("bash", {"command": "touch made.txt"})]),
+                Reply(text="Could not."),
+            ]
         )
     )
     done = run_execute(str(nb_path), env=model_env(server))

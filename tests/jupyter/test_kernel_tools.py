@@ -21,7 +21,9 @@ class Harness:
         self.asks: list[PermissionQuery] = []
         self.refuse = False
         self.ns = DictNamespace(namespace)
-        self.ctx = ToolContext(root=root, ask=self._ask, state={KERNEL_KEY: self.ns}, output_dir=root / ".out")
+        self.ctx = ToolContext(
+            root=root, ask=self._ask, state={KERNEL_KEY: self.ns}, output_dir=root / ".out"
+        )
 
     async def _ask(self, query: PermissionQuery) -> None:
         self.asks.append(query)
@@ -73,7 +75,9 @@ async def test_python_error_and_stderr(tmp_path: Path) -> None:
 
 async def test_python_top_level_await(tmp_path: Path) -> None:
     h = Harness(tmp_path)
-    result = await PythonTool().run(PythonTool.params(code="import asyncio\nawait asyncio.sleep(0)\n7"), h.ctx)
+    result = await PythonTool().run(
+        PythonTool.params(code="import asyncio\nawait asyncio.sleep(0)\n7"), h.ctx
+    )
     assert "[result: int]\n7" in result.output
 
 

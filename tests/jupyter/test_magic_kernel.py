@@ -92,7 +92,10 @@ def test_a_turn_waits_for_a_permission_click(serve: Serve, start_kernel: StartKe
     server = serve(
         ListScript(
             [
-                Reply(text="Computing.", tool_calls=[ToolCallSpec("python", {"code": "y = x * 2\nprint('y is', y)"})]),
+                Reply(
+                    text="Computing.",
+                    tool_calls=[ToolCallSpec("python", {"code": "y = x * 2\nprint('y is', y)"})],
+                ),
                 Reply(text="**y** is 42."),
             ]
         )
@@ -112,7 +115,7 @@ def test_a_turn_waits_for_a_permission_click(serve: Serve, start_kernel: StartKe
     assert kernel.run("print(y)").stdout.strip() == "42"
     record = record_of(ex)
     assert record["prompt"] == "Double x" and record["reason"] == "stop"
-    tool = [p for m in record["messages"] for p in m["parts"] if p["type"] == "tool"][0]
+    tool = next(p for m in record["messages"] for p in m["parts"] if p["type"] == "tool")
     assert "[stdout]\ny is 42" in tool["state"]["output"]
     html = ex.final_bundle(TURN_MIME)["text/html"]  # type: ignore[index]
     assert "<strong>y</strong> is 42." in html
@@ -149,7 +152,10 @@ def test_kernel_interrupt_cancels_the_turn_cleanly(serve: Serve, start_kernel: S
     server = serve(
         ListScript(
             [
-                Reply(text="Waiting.", tool_calls=[ToolCallSpec("bash", {"command": "sleep 30", "description": "wait"})]),
+                Reply(
+                    text="Waiting.",
+                    tool_calls=[ToolCallSpec("bash", {"command": "sleep 30", "description": "wait"})],
+                ),
                 Reply(text="after the interrupt"),
             ]
         )
@@ -173,7 +179,7 @@ def test_kernel_interrupt_cancels_the_turn_cleanly(serve: Serve, start_kernel: S
     assert "Turn interrupted" in text_of(ex)
     record = record_of(ex)
     assert record["reason"] == "cancelled"
-    tool = [p for m in record["messages"] for p in m["parts"] if p["type"] == "tool"][0]
+    tool = next(p for m in record["messages"] for p in m["parts"] if p["type"] == "tool")
     assert tool["state"]["status"] == "error" and "Interrupted" in tool["state"]["error"]
     # the kernel is fine and the session goes on, its history valid
     assert kernel.run("print('alive')").stdout.strip() == "alive"
@@ -182,7 +188,9 @@ def test_kernel_interrupt_cancels_the_turn_cleanly(serve: Serve, start_kernel: S
 
 
 def test_interrupt_stops_kernel_code_run_by_the_python_tool(serve: Serve, start_kernel: StartKernel) -> None:
-    server = serve(ListScript([Reply(tool_calls=[ToolCallSpec("python", {"code": "import time\ntime.sleep(60)"})])]))
+    server = serve(
+        ListScript([Reply(tool_calls=[ToolCallSpec("python", {"code": "import time\ntime.sleep(60)"})])])
+    )
     kernel = start_kernel(server, NBAGENT_HEADLESS="allow")
     state = {"sent": False}
 
@@ -234,7 +242,9 @@ def save_notebook(path: Path, cells: list[tuple[str, str, Execution | None]]) ->
 def test_resume_after_a_kernel_restart_from_the_saved_notebook(
     tmp_path: Path, serve: Serve, start_kernel: StartKernel
 ) -> None:
-    server = serve(ListScript([Reply(text="Noted: the codeword is PELICAN."), Reply(text="ok"), Reply(text="PELICAN")]))
+    server = serve(
+        ListScript([Reply(text="Noted: the codeword is PELICAN."), Reply(text="ok"), Reply(text="PELICAN")])
+    )
     nb_path = tmp_path / "analysis.ipynb"
     kernel = start_kernel(server, JPY_SESSION_NAME=str(nb_path))
     ex1 = kernel.run("%%agent\nRemember the codeword PELICAN.", cell_id="c1")
@@ -257,7 +267,12 @@ def test_resume_after_a_kernel_restart_from_the_saved_notebook(
     assert ex3.status == "ok", ex3.errors
     sent = [m for m in server.requests[-1].body["messages"] if m["role"] != "system"]
     contents = [m.get("content") for m in sent]
-    assert contents[:4] == ["Remember the codeword PELICAN.", "Noted: the codeword is PELICAN.", "Thanks.", "ok"]
+    assert contents[:4] == [
+        "Remember the codeword PELICAN.",
+        "Noted: the codeword is PELICAN.",
+        "Thanks.",
+        "ok",
+    ]
     assert f"Resumed session {sid} from the notebook (2 earlier turns)" in text_of(ex3)
     assert record_of(ex3)["session_id"] == sid
 
@@ -315,7 +330,9 @@ def test_slash_commands(serve: Serve, start_kernel: StartKernel) -> None:
     unknown = kernel.run("%agent /frobnicate").final_bundle("text/markdown")
     assert unknown is not None and "Unknown command" in unknown["text/markdown"]
     prose = kernel.run("%agent do something")
-    assert prose.status == "error" and "write prompts in a %%agent cell" in prose.errors[0]["content"]["evalue"]
+    assert (
+        prose.status == "error" and "write prompts in a %%agent cell" in prose.errors[0]["content"]["evalue"]
+    )
     usage = kernel.run("%%agent --mode nonsense\nhi")
     assert usage.status == "error" and "invalid choice" in usage.errors[0]["content"]["evalue"]
 
@@ -334,7 +351,11 @@ def test_background_fallback_on_kernels_that_cannot_await(serve: Serve, start_ke
     kernel = start_kernel(server, NBAGENT_BACKGROUND="1")
     ex = kernel.run("%%agent\nhi")
     assert ex.status == "ok"
-    notes = [m for m in ex.of_type("display_data") if "application/vnd.jupyter.widget-view+json" in m["content"]["data"]]
+    notes = [
+        m
+        for m in ex.of_type("display_data")
+        if "application/vnd.jupyter.widget-view+json" in m["content"]["data"]
+    ]
     assert notes  # the view is shown in this cell
     assert any("runs in the background" in str(st.get("value", "")) for st in kernel.widgets.values())
     deadline = time.time() + 60
@@ -353,15 +374,19 @@ def test_python_tool_captures_figures_and_displays(serve: Serve, start_kernel: S
         "import matplotlib.pyplot as plt\nimport pandas as pd\nfrom IPython.display import display\n"
         "df = pd.DataFrame({'a': [1, 2, 3]})\ndisplay(df)\nplt.plot(df['a'])\ndf.describe()"
     )
-    server = serve(ListScript([Reply(tool_calls=[ToolCallSpec("python", {"code": code})]), Reply(text="plotted")]))
+    server = serve(
+        ListScript([Reply(tool_calls=[ToolCallSpec("python", {"code": code})]), Reply(text="plotted")])
+    )
     kernel = start_kernel(server, NBAGENT_HEADLESS="allow")
     ex = kernel.run("%%agent\nplot a", timeout=120)
     assert ex.status == "ok", ex.errors
     # nothing leaked into the cell besides the agent's own output (no stray figure, no stray display)
     shown = [m for m in ex.of_type("display_data", "execute_result", "stream")]
-    assert all("application/vnd.jupyter.widget-view+json" in m["content"].get("data", {}) for m in shown), shown
+    assert all("application/vnd.jupyter.widget-view+json" in m["content"].get("data", {}) for m in shown), (
+        shown
+    )
     record = record_of(ex)
-    state = [p for m in record["messages"] for p in m["parts"] if p["type"] == "tool"][0]["state"]
+    state = next(p for m in record["messages"] for p in m["parts"] if p["type"] == "tool")["state"]
     assert state["attachments"] and state["attachments"][0]["media_type"] == "image/png"
     assert "[display]" in state["output"] and "[result: pandas.DataFrame]" in state["output"]
     assert "shape (8, 1)" in state["output"]

@@ -24,7 +24,9 @@ def make_notebook(path: Path, minor: int = 5) -> None:
     ]
     for cell, cid in zip(nb.cells, ["md1", "code1", "code2"], strict=True):
         cell["id"] = cid
-    nb.cells[1]["outputs"] = [nbformat.v4.new_output("execute_result", data={"text/plain": "1"}, execution_count=1)]
+    nb.cells[1]["outputs"] = [
+        nbformat.v4.new_output("execute_result", data={"text/plain": "1"}, execution_count=1)
+    ]
     nb.cells[1]["execution_count"] = 1
     if minor < 5:
         nb.nbformat_minor = 4
@@ -74,7 +76,9 @@ async def test_insert_after_and_at_top_and_delete(tmp_path: Path) -> None:
     make_notebook(nbp)
     h = Harness(tmp_path)
     await h.read(nbp)
-    out = await h.edit(notebook_path=str(nbp), cell_id="code1", new_source="y = 3", cell_type="code", edit_mode="insert")
+    out = await h.edit(
+        notebook_path=str(nbp), cell_id="code1", new_source="y = 3", cell_type="code", edit_mode="insert"
+    )
     assert "after cell code1 (cell 3 of 4)" in out
     assert [c.source for c in cells(nbp)] == ["# Title", "x = 2\nx".replace("2", "1"), "y = 3", "print(x)"]
     await h.edit(notebook_path=str(nbp), new_source="intro", cell_type="markdown", edit_mode="insert")

@@ -35,7 +35,9 @@ def tool_message(output: str, call_id: str = "call_1") -> Message:
         role="assistant",
         parts=[
             TextPart(text="running"),
-            ToolPart(call_id=call_id, tool="bash", state=ToolCompleted(input={"command": "cat big"}, output=output)),
+            ToolPart(
+                call_id=call_id, tool="bash", state=ToolCompleted(input={"command": "cat big"}, output=output)
+            ),
         ],
         usage=Usage(input_tokens=10, output_tokens=5),
         finish_reason="tool_calls",
@@ -49,7 +51,11 @@ def test_a_1mb_tool_output_adds_a_few_kb() -> None:
         turn_id="turn_1",
         prompt="show it",
         model="m",
-        messages=[user_message("show it"), tool_message(big), Message(role="assistant", parts=[TextPart(text="ok")])],
+        messages=[
+            user_message("show it"),
+            tool_message(big),
+            Message(role="assistant", parts=[TextPart(text="ok")]),
+        ],
         replies=[],
         usage=Usage(),
         reason="stop",
@@ -68,7 +74,10 @@ def test_a_1mb_tool_output_adds_a_few_kb() -> None:
 def test_secrets_never_enter_the_record(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MY_SERVICE_TOKEN", "tok-0123456789abcdef")
     monkeypatch.setenv("HOME_LIKE", "/home/someone")
-    env_dump = "\n".join(f"{k}=value{i}" for i, k in enumerate(["PATH", "HOME", "MY_SERVICE_TOKEN", "HOME_LIKE", "PWD", "SHELL"]))
+    env_dump = "\n".join(
+        f"{k}=value{i}"
+        for i, k in enumerate(["PATH", "HOME", "MY_SERVICE_TOKEN", "HOME_LIKE", "PWD", "SHELL"])
+    )
     output = (
         "Authorization: Bearer abcdefghijklmnop1234\n"
         "key sk-ant-api03-AAAABBBBCCCCDDDDEEEE and ghp_abcdefghijklmnopqrstuvwxyz0123\n"
@@ -87,7 +96,14 @@ def test_secrets_never_enter_the_record(monkeypatch: pytest.MonkeyPatch) -> None
         secrets=["explicit-api-key-123"],
     )
     text = record.model_dump_json()
-    for secret in ("abcdefghijklmnop1234", "sk-ant-api03", "ghp_abc", "tok-0123456789abcdef", "sk-proj-ZZZZ", "value0"):
+    for secret in (
+        "abcdefghijklmnop1234",
+        "sk-ant-api03",
+        "ghp_abc",
+        "tok-0123456789abcdef",
+        "sk-proj-ZZZZ",
+        "value0",
+    ):
         assert secret not in text, secret
     assert "[redacted]" in text
     assert scrub("header x-api-key: explicit-api-key-123", ["explicit-api-key-123"]).count("explicit") == 0
@@ -95,8 +111,12 @@ def test_secrets_never_enter_the_record(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_normalize_masks_what_changes_between_runs() -> None:
-    a = normalize_output("3 passed in 0.03s at /tmp/pytest-1/x.py, id call_0123456789abcdef, <obj at 0x7f00aabbccdd>")
-    b = normalize_output("3 passed in 1.20s at /tmp/pytest-9/x.py, id call_fedcba9876543210, <obj at 0x7f11aabbccdd>")
+    a = normalize_output(
+        "3 passed in 0.03s at /tmp/pytest-1/x.py, id call_0123456789abcdef, <obj at 0x7f00aabbccdd>"
+    )
+    b = normalize_output(
+        "3 passed in 1.20s at /tmp/pytest-9/x.py, id call_fedcba9876543210, <obj at 0x7f11aabbccdd>"
+    )
     assert a == b
     assert normalize_output("/work/p/src/a.py", "/work/p") == "<root>/src/a.py"
     assert normalize_output("3 passed") != normalize_output("2 passed, 1 failed")
@@ -129,7 +149,11 @@ def _record(sid: str, turn: str, prompt: str, answer: str, cost: float = 0.01) -
 
 def test_resume_history_metadata_and_lookup() -> None:
     nb = _nb_with(
-        [_record("s1", "t1", "first", "one"), _record("s1", "t2", "second", "two"), _record("s2", "t3", "other", "x")],
+        [
+            _record("s1", "t1", "first", "one"),
+            _record("s1", "t2", "second", "two"),
+            _record("s2", "t3", "other", "x"),
+        ],
         ["c1", "c2", "c3"],
     )
     turns = notebook_turns(nb)
@@ -151,11 +175,25 @@ def test_resume_history_metadata_and_lookup() -> None:
 
 def test_compare_results_reports_changed_and_missing() -> None:
     old = make_record(
-        session_id="s", turn_id="t", prompt="p", model="m", usage=Usage(), reason="stop", started=0, replies=[],
+        session_id="s",
+        turn_id="t",
+        prompt="p",
+        model="m",
+        usage=Usage(),
+        reason="stop",
+        started=0,
+        replies=[],
         messages=[tool_message("3 passed in 0.1s", "c1"), tool_message("same", "c2")],
     ).results
     new = make_record(
-        session_id="s", turn_id="t", prompt="p", model="m", usage=Usage(), reason="stop", started=0, replies=[],
+        session_id="s",
+        turn_id="t",
+        prompt="p",
+        model="m",
+        usage=Usage(),
+        reason="stop",
+        started=0,
+        replies=[],
         messages=[tool_message("1 failed in 0.2s", "c1")],
     ).results
     div = compare_results(old, new)
@@ -169,7 +207,11 @@ async def test_recording_then_replay_drives_the_same_turn(tmp_path: Path, serve:
     server = serve(
         ListScript(
             [
-                Reply(text="Reading.", reasoning="think", tool_calls=[ToolCallSpec("read", {"file_path": "a.txt"})]),
+                Reply(
+                    text="Reading.",
+                    reasoning="think",
+                    tool_calls=[ToolCallSpec("read", {"file_path": "a.txt"})],
+                ),
                 Reply(text="It says hello."),
             ]
         )
@@ -180,20 +222,24 @@ async def test_recording_then_replay_drives_the_same_turn(tmp_path: Path, serve:
     events = await collect(session, "what is in a.txt?")
     steps = recorder.take()
     assert [len(s.calls) for s in steps] == [1, 0] and steps[0].reasoning == "think"
-    assert steps[0].calls[0].name == "read" and json.loads(steps[0].calls[0].arguments) == {"file_path": "a.txt"}
-    first = [e for e in events if isinstance(e, ToolCallCompleted)][0].output
+    assert steps[0].calls[0].name == "read" and json.loads(steps[0].calls[0].arguments) == {
+        "file_path": "a.txt"
+    }
+    first = next(e for e in events if isinstance(e, ToolCallCompleted)).output
 
     replayed = make_session(tmp_path, server)
     replayed.provider = ReplayProvider(steps)
     before = len(server.requests)
     events2 = await collect(replayed, "what is in a.txt?")
     assert len(server.requests) == before  # no model call
-    assert [e for e in events2 if isinstance(e, ToolCallCompleted)][0].output == first
+    assert next(e for e in events2 if isinstance(e, ToolCallCompleted)).output == first
     assert replayed.messages[-1].text == "It says hello."
 
 
 async def test_replay_past_the_recording_is_a_clear_error(tmp_path: Path, serve: Serve) -> None:
-    step = RecordedStep(calls=[RecordedCall(id="c1", name="glob", arguments='{"pattern": "*"}')], finish_reason="tool_calls")
+    step = RecordedStep(
+        calls=[RecordedCall(id="c1", name="glob", arguments='{"pattern": "*"}')], finish_reason="tool_calls"
+    )
     provider = ReplayProvider([step])
     with pytest.raises(ProviderError, match="no model reply for step 2"):
         for _ in range(2):

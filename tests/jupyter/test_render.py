@@ -47,7 +47,9 @@ def test_tool_card_lifecycle_with_live_output_and_diff() -> None:
     assert tool.status == "running" and len(tool.live) == 4_000
     diff = "--- a/f\n+++ b/f\n@@ -1 +1 @@\n-old\n+new\n" + "".join(f"+l{i}\n" for i in range(200))
     t.apply(DiffProduced(call_id="c1", path="f", diff=diff, additions=201, deletions=1))
-    t.apply(ToolCallCompleted(call_id="c1", tool="bash", input={"command": "make test"}, output="ok\n" * 5000))
+    t.apply(
+        ToolCallCompleted(call_id="c1", tool="bash", input={"command": "make test"}, output="ok\n" * 5000)
+    )
     assert tool.status == "completed" and tool.live == ""
     html = transcript_html(t)
     assert "rgba(46,160,67" in html and "rgba(248,81,73" in html  # coloured
@@ -63,7 +65,12 @@ def test_permission_sits_below_its_call_and_shows_the_answer() -> None:
     t.apply(ToolCallPending(call_id="c2", tool="bash"))
     t.apply(
         PermissionAsked(
-            request_id="p1", call_id="c1", tool="edit", title="Edit a.py", reason="edit: ask", always=["edit: a.py"]
+            request_id="p1",
+            call_id="c1",
+            tool="edit",
+            title="Edit a.py",
+            reason="edit: ask",
+            always=["edit: a.py"],
         )
     )
     assert [type(b).__name__ for b in t.blocks] == ["ToolBlock", "PermissionBlock", "ToolBlock"]
@@ -79,7 +86,9 @@ def test_todos_update_in_place_and_todowrite_cards_hide() -> None:
     t = Transcript()
     for done in range(3):
         t.apply(ToolCallPending(call_id=f"t{done}", tool="todowrite"))
-        todos = [TodoItem(content=f"step {i}", status="completed" if i < done else "pending") for i in range(2)]
+        todos = [
+            TodoItem(content=f"step {i}", status="completed" if i < done else "pending") for i in range(2)
+        ]
         t.apply(TodoUpdated(todos=todos))
         t.apply(ToolCallCompleted(call_id=f"t{done}", tool="todowrite", input={}, output="ok"))
     todo_blocks = [b for b in t.blocks if type(b).__name__ == "TodoBlock"]
@@ -100,7 +109,11 @@ def test_retry_discards_the_partial_message() -> None:
 def test_footer_shows_model_tokens_cost_context() -> None:
     t = Transcript(model="openai/x")
     total = Usage(input_tokens=12_000, output_tokens=300, cost=0.0123)
-    t.apply(UsageUpdated(step=2, model="openai/x", usage=total, total=total, context_tokens=8000, context_limit=32000))
+    t.apply(
+        UsageUpdated(
+            step=2, model="openai/x", usage=total, total=total, context_tokens=8000, context_limit=32000
+        )
+    )
     t.apply(TurnFinished(turn_id="t", reason="stop", steps=2, usage=total))
     text = transcript_text(t)
     assert "openai/x · 12.0k in · 300 out · $0.0123 · context 8,000/32.0k (25%) · 2 steps · stop" in text

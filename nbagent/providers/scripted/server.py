@@ -37,6 +37,7 @@ class RecordedRequest:
     headers: dict[str, str]
     received: float
     raw: bytes = b""
+    served: float = 0.0  # seconds the server spent answering (the model's share of a step)
 
 
 def _common_prefix(a: str, b: str) -> int:
@@ -132,7 +133,12 @@ class ScriptedModelServer:
         self.requests: list[RecordedRequest] = []
         self._cache = _Cache()
         self._httpd = _QuietServer(("127.0.0.1", port), self._handler_class())
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="scripted-model", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="scripted-model",
+            daemon=True,
+        )
 
     @property
     def url(self) -> str:
@@ -168,6 +174,7 @@ class ScriptedModelServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # small streamed writes must not wait for delayed ACKs
 
             def log_message(self, format: str, *args: Any) -> None:
                 return None
@@ -177,9 +184,8 @@ class ScriptedModelServer:
                 raw = self.rfile.read(length)
                 body = json.loads(raw or b"{}")
                 path = self.path.split("?")[0]
-                server.requests.append(
-                    RecordedRequest(path, body, dict(self.headers.items()), time.time(), raw)
-                )
+                record = RecordedRequest(path, body, dict(self.headers.items()), time.time(), raw)
+                server.requests.append(record)
                 if path.endswith("/chat/completions"):
                     protocol = "openai"
                 elif path.endswith("/messages"):
@@ -189,6 +195,7 @@ class ScriptedModelServer:
                     return
                 answer = server.script.answer(body, protocol)
                 server._serve(self, body, protocol, answer)
+                record.served = time.time() - record.received
 
             def _json(
                 self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None

@@ -53,9 +53,7 @@ async def run(protocol: str) -> tuple[float, float, float]:
         bodies = [r.raw for r in server.requests]
     fractions = [_common_prefix(a, b) / len(a) for a, b in itertools.pairwise(bodies)]
     usage = session.usage
-    prompt = usage.input_tokens + (
-        usage.cache_read_tokens + usage.cache_write_tokens if protocol == "anthropic" else 0
-    )
+    prompt = usage.input_tokens  # the whole prompt, cached parts included
     return statistics.mean(fractions), min(fractions), usage.cache_read_tokens / max(1, prompt)
 
 

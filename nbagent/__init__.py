@@ -5,7 +5,9 @@ Importing this package is cheap: litellm, rich and the Jupyter pieces load on fi
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing alone costs ~10 ms
+if TYPE_CHECKING:
+    from typing import Any
 
 __version__ = "0.1.0"
 

@@ -86,6 +86,9 @@ Part = Annotated[TextPart | ReasoningPart | ToolPart, Field(discriminator="type"
 
 
 class Usage(BaseModel):
+    """Tokens of one step (or a total). ``input_tokens`` is the whole prompt, cache reads and writes
+    included, for every provider; the cache fields say how much of it was read from / written to cache."""
+
     input_tokens: int = 0
     output_tokens: int = 0
     cache_read_tokens: int = 0

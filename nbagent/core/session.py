@@ -324,11 +324,10 @@ class Session:
         )
 
     def calibrate(self, usage: Usage) -> None:
-        """Learn chars-per-token from the provider's count of the prompt just sent."""
-        prompt_tokens = usage.input_tokens + (
-            usage.cache_read_tokens + usage.cache_write_tokens if uses_anthropic_cache(self.model) else 0
-        )
-        self.estimator.calibrate(self._fixed_chars() + self._history_wire()[1], prompt_tokens)
+        """Learn chars-per-token from the provider's count of the prompt just sent.
+
+        ``input_tokens`` counts the whole prompt, cached parts included, for every provider."""
+        self.estimator.calibrate(self._fixed_chars() + self._history_wire()[1], usage.input_tokens)
 
     # -- context management ------------------------------------------------------------------------
 

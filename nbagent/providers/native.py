@@ -204,21 +204,19 @@ def _without_cache_control(item: Any) -> Any:
 
 
 def openai_body(request: ModelRequest, target: _Target) -> dict[str, Any]:
+    """The request body, stable parts first and the growing ``messages`` last, so that each request's
+    bytes are a prefix of the next one's (what prompt caches and proxies key on)."""
     keep = target.route.cache_control
-    body: dict[str, Any] = {
-        "model": target.name,
-        "messages": request.messages if keep else [_without_cache_control(m) for m in request.messages],
-        "stream": True,
-        "stream_options": {"include_usage": True},
-    }
-    if request.tools:
-        body["tools"] = request.tools if keep else [_without_cache_control(t) for t in request.tools]
+    body: dict[str, Any] = {"model": target.name, "stream": True, "stream_options": {"include_usage": True}}
     if request.max_tokens:
         # The official API deprecated max_tokens (reasoning models reject it); compatible servers want it.
         body["max_completion_tokens" if target.official_openai else "max_tokens"] = request.max_tokens
     if request.prompt_cache_key and target.provider == "openai":
         body["prompt_cache_key"] = request.prompt_cache_key
     body.update(request.extra)
+    if request.tools:
+        body["tools"] = request.tools if keep else [_without_cache_control(t) for t in request.tools]
+    body["messages"] = request.messages if keep else [_without_cache_control(m) for m in request.messages]
     return body
 
 
@@ -357,20 +355,17 @@ def anthropic_payload(
 
 
 def anthropic_body(request: ModelRequest, target: _Target) -> dict[str, Any]:
+    """Stable parts first (tools, system), the growing ``messages`` last: see ``openai_body``."""
     system, messages, tools = anthropic_payload(request.messages, request.tools)
     info = models.model_info(request.model)
     max_tokens = request.max_tokens or (info.max_output_tokens if info else None) or DEFAULT_MAX_TOKENS
-    body: dict[str, Any] = {
-        "model": target.name,
-        "max_tokens": max_tokens,
-        "messages": messages,
-        "stream": True,
-    }
-    if system:
-        body["system"] = system
+    body: dict[str, Any] = {"model": target.name, "max_tokens": max_tokens, "stream": True}
+    body.update(request.extra)
     if tools:
         body["tools"] = tools
-    body.update(request.extra)
+    if system:
+        body["system"] = system
+    body["messages"] = messages
     return body
 
 

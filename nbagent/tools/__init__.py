@@ -12,6 +12,7 @@ __all__ = ["Tool", "ToolContext", "ToolFailure", "ToolResult", "default_tools"]
 def default_tools() -> list[Tool[Any]]:
     """The built-in tool set, in the order the model sees it."""
     from nbagent.tools.files import EditTool, ReadTool, WriteTool
+    from nbagent.tools.notebook import NotebookEditTool
     from nbagent.tools.patch import ApplyPatchTool
     from nbagent.tools.search import GlobTool, GrepTool
     from nbagent.tools.shell import BashOutputTool, BashTool, KillShellTool
@@ -23,6 +24,7 @@ def default_tools() -> list[Tool[Any]]:
         WriteTool(),
         EditTool(),
         ApplyPatchTool(),
+        NotebookEditTool(),
         GlobTool(),
         GrepTool(),
         BashTool(),

@@ -156,3 +156,14 @@ def test_quickstart_executes_and_replays(tmp_path: Path) -> None:
     replayed = run_execute(str(nb_path), "--replay", "--yes", "--strict")
     assert replayed.returncode == 0, replayed.stdout + replayed.stderr[-3000:]
     assert "0 divergent tool results" in replayed.stdout
+
+
+@pytest.mark.parametrize("notebook", sorted((REPO / "notebooks").glob("*.ipynb")), ids=lambda p: p.name)
+def test_every_shipped_notebook_executes_headless_and_replays(tmp_path: Path, notebook: Path) -> None:
+    nb_path = tmp_path / notebook.name
+    shutil.copy(notebook, nb_path)
+    done = run_execute(str(nb_path), "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    nbformat.validate(nbformat.read(str(nb_path), as_version=4))
+    replayed = run_execute(str(nb_path), "--replay", "--yes", "--strict")
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr[-3000:]

@@ -20,19 +20,9 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 from nbagent.core.config import Config
 from nbagent.core.session import Session
 from nbagent.providers.scripted import ListScript, Reply, ScriptedModelServer, ToolCallSpec
+from nbagent.providers.scripted.server import common_prefix
 
 STEPS = 30
-
-
-def _common_prefix(a: bytes, b: bytes) -> int:
-    lo, hi = 0, min(len(a), len(b))
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if a[:mid] == b[:mid]:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
 
 
 async def run(protocol: str) -> tuple[float, float, float]:
@@ -51,7 +41,7 @@ async def run(protocol: str) -> tuple[float, float, float]:
             pass
         await session.close()
         bodies = [r.raw for r in server.requests]
-    fractions = [_common_prefix(a, b) / len(a) for a, b in itertools.pairwise(bodies)]
+    fractions = [common_prefix(a, b) / len(a) for a, b in itertools.pairwise(bodies)]
     usage = session.usage
     prompt = usage.input_tokens  # the whole prompt, cached parts included
     return statistics.mean(fractions), min(fractions), usage.cache_read_tokens / max(1, prompt)

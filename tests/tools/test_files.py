@@ -16,8 +16,6 @@ from nbagent.core.events import DiffProduced, Event
 from nbagent.tools.base import PermissionQuery, PermissionRejected, Tool, ToolContext, ToolFailure, ToolResult
 from nbagent.tools.files import EditTool, ReadTool, WriteTool
 
-SNAPSHOTS = Path(__file__).parent / "snapshots"
-
 
 class Harness:
     def __init__(self, root: Path) -> None:
@@ -75,17 +73,6 @@ def touch_changed(path: Path, content: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- schema
-
-
-@pytest.mark.parametrize("tool", [ReadTool(), WriteTool(), EditTool()], ids=lambda t: t.name)
-def test_schema_snapshot(tool: Tool[Any]) -> None:
-    path = SNAPSHOTS / f"{tool.name}.json"
-    schema = tool.schema()
-    if os.environ.get("NBAGENT_UPDATE_SNAPSHOTS") == "1":
-        path.write_text(json.dumps(schema, indent=2) + "\n")
-    assert path.exists(), f"missing snapshot {path}; run with NBAGENT_UPDATE_SNAPSHOTS=1"
-    assert json.loads(path.read_text()) == schema
-    assert schema["function"]["parameters"]["additionalProperties"] is False
 
 
 def test_read_only_flags() -> None:

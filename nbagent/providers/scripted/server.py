@@ -40,7 +40,7 @@ class RecordedRequest:
     served: float = 0.0  # seconds the server spent answering (the model's share of a step)
 
 
-def _common_prefix(a: str, b: str) -> int:
+def common_prefix(a: str | bytes, b: str | bytes) -> int:
     """Length of the common prefix, by bisection over C-speed slice comparisons."""
     lo, hi = 0, min(len(a), len(b))
     while lo < hi:
@@ -101,7 +101,7 @@ class _Cache:
         segments = _segments(body, protocol)
         text = "".join(s for s, _ in segments)
         with self._lock:
-            common = _common_prefix(text, self._last)
+            common = common_prefix(text, self._last)
             self._last = text
         total = _tokens(len(text))
         if protocol == "anthropic":

@@ -1,4 +1,4 @@
-"""The JSON schemas the model sees for the search, shell, web and todo tools, against snapshots.
+"""The JSON schema of every tool the model can see, against snapshots (it is what the model reads).
 
 Regenerate with NBAGENT_UPDATE_SNAPSHOTS=1 after a deliberate change.
 """
@@ -12,22 +12,12 @@ from typing import Any
 
 import pytest
 
+from nbagent.jupyter.agent import notebook_tools
+from nbagent.tools import default_tools
 from nbagent.tools.base import Tool
-from nbagent.tools.search import GlobTool, GrepTool
-from nbagent.tools.shell import BashOutputTool, BashTool, KillShellTool
-from nbagent.tools.todo import TodoWriteTool
-from nbagent.tools.web import WebFetchTool
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
-TOOLS: list[Tool[Any]] = [
-    GlobTool(),
-    GrepTool(),
-    BashTool(),
-    BashOutputTool(),
-    KillShellTool(),
-    WebFetchTool(),
-    TodoWriteTool(),
-]
+TOOLS: list[Tool[Any]] = notebook_tools()  # the default set plus the kernel tools
 
 
 @pytest.mark.parametrize("tool", TOOLS, ids=lambda t: t.name)
@@ -41,8 +31,17 @@ def test_schema_snapshot(tool: Tool[Any]) -> None:
     assert schema["function"]["parameters"]["additionalProperties"] is False
 
 
+def test_every_snapshot_belongs_to_a_tool() -> None:
+    assert {p.stem for p in SNAPSHOTS.glob("*.json")} == {t.name for t in TOOLS}
+
+
 def test_descriptions_stay_short() -> None:
     # Every token of a description is paid on every model step.
     for tool in TOOLS:
         assert len(tool.description) < 700, tool.name
-    assert sum(len(json.dumps(tool.schema())) for tool in TOOLS) < 9_000
+    assert sum(len(json.dumps(tool.schema())) for tool in default_tools()) < 12_000
+
+
+def test_read_only_flags() -> None:
+    read_only = {t.name for t in TOOLS if t.read_only}
+    assert read_only == {"read", "glob", "grep", "webfetch", "bash_output", "inspect"}

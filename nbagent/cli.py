@@ -140,6 +140,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  hint: {exc.hint}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
+        if args.command == "run":
+            print(
+                "\nnbagent: interrupted; running tools were stopped and the session was saved"
+                " (resume with `nbagent run --continue`).",
+                file=sys.stderr,
+            )
         return EXIT_CANCELLED
     parser.error(f"unknown command {args.command}")
     return EXIT_USAGE

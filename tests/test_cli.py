@@ -192,3 +192,30 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "SCRIPTED" in out.stdout
     assert "Demo finished: the tests pass" in out.stdout
     assert "--api-base" in out.stdout  # says how to point nbagent at a real model
+
+
+def test_ctrl_c_stops_the_tool_and_saves_the_session(tmp_path: Path, serve: Serve) -> None:
+    import signal
+    import time
+
+    from nbagent.store import SessionStore
+
+    marker = tmp_path / "started"
+    server = serve(
+        ListScript([Reply(tool_calls=[ToolCallSpec("bash", {"command": f"touch {marker}; sleep 30"})])])
+    )
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    proc = subprocess.Popen(
+        [*NBAGENT, "run", "-m", "openai/scripted", "--api-base", server.openai_base, "--api-key", "k", "--yes", "go"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    deadline = time.time() + 60
+    while not marker.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "session was saved" in err
+    (info,) = SessionStore().list_sessions(tmp_path)
+    _, messages = SessionStore().load_session(info.id)
+    state = messages[-1].tool_parts()[0].state
+    assert state.status == "error" and "Interrupted" in state.error  # type: ignore[union-attr]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from nbagent.core.events import ContextReport, Event
+from nbagent.core.events import Compacted, ContextReport, Event, Notice
 
 if TYPE_CHECKING:
     from nbagent.core.session import Session
@@ -171,7 +171,12 @@ async def run_command(session: Session, line: str) -> CommandOutput:
         return CommandOutput(text=format_context(report), events=[report])
     if name == "compact":
         events = [event async for event in session.compact(args or None)]
-        return CommandOutput(text="Compacted." if events else "Nothing to compact yet.", events=events)
+        done = next((e for e in events if isinstance(e, Compacted)), None)
+        if done is None:
+            notes = " ".join(e.message for e in events if isinstance(e, Notice))
+            return CommandOutput(text=notes or "Nothing to compact yet.", events=events)
+        text = f"Compacted: about {done.tokens_before:,} → {done.tokens_after:,} tokens. Summary:\n\n{done.summary}"
+        return CommandOutput(text=text, events=events)
     if name == "cost":
         return CommandOutput(text=_cost_text(session))
     if name in ("undo", "redo"):

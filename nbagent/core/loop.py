@@ -2,7 +2,7 @@
 
 It streams events into ``emit`` and mutates the session's history in place. Control flow by
 exceptions that carry messages: ``ProviderError`` ends the turn with an error, ``CancelledError``
-closes dangling calls with an "interrupted" result, ``PermissionRejected`` without feedback stops.
+closes dangling calls with an "interrupted" result, a person's refusal without feedback stops.
 """
 
 from __future__ import annotations
@@ -54,6 +54,10 @@ if TYPE_CHECKING:
 INTERRUPTED = "Interrupted by the user before the tool finished."
 DOOM_LOOP_REPEATS = 3
 MAX_STOP_CONTINUATIONS = 3
+PLAN_MODE_REMINDER = (
+    "Plan mode is on: tools that change files, and commands that are not read-only, will be refused."
+    " Investigate with read-only tools and answer with a plan; the user switches the mode to carry it out."
+)
 
 
 class _StopTurn(Exception):
@@ -164,7 +168,8 @@ class TurnRunner:
         )
 
     async def _prompt_hooks(self, prompt: str) -> str:
-        """SessionStart (first turn) and UserPromptSubmit: may add context, or block the prompt."""
+        """SessionStart (first turn) and UserPromptSubmit may add context or block the prompt; plan mode
+        adds a reminder."""
         s = self.session
         extra: list[str] = []
         if not s.hooks_started:
@@ -184,7 +189,10 @@ class TurnRunner:
             raise _StopTurn("blocked by a hook")
         if submit.additional_context:
             extra.append(submit.additional_context)
-        return prompt + "".join(f"\n\n<hook-context>\n{text}\n</hook-context>" for text in extra)
+        text = prompt + "".join(f"\n\n<hook-context>\n{item}\n</hook-context>" for item in extra)
+        if s.policy.mode == "plan":  # volatile facts go into the message, never the cached system prompt
+            text += f"\n\n<system-reminder>{PLAN_MODE_REMINDER}</system-reminder>"
+        return text
 
     # -- one model step ---------------------------------------------------------------------
 
@@ -292,7 +300,7 @@ class TurnRunner:
             results = await asyncio.gather(*(self._run_one(p) for p in batch))
             batch.clear()
             for rejected in results:
-                if rejected is not None and not rejected.feedback and stop is None:
+                if rejected is not None and rejected.stops_turn and stop is None:
                     stop = rejected
 
         for part in calls:
@@ -389,13 +397,16 @@ class TurnRunner:
         ctx = s.tool_context(part.call_id, pre.permission_decision, pre.reason)
         try:
             if self._is_doom_loop(part):
-                await ctx.ask(
-                    PermissionQuery(
-                        permission="doom_loop",
-                        patterns=[part.tool],
-                        title=f"{part.tool} was called {DOOM_LOOP_REPEATS} times in a row with the same input. Continue?",
+                try:
+                    await ctx.ask(
+                        PermissionQuery(
+                            permission="doom_loop",
+                            patterns=[part.tool],
+                            title=f"{part.tool} was called {DOOM_LOOP_REPEATS} times in a row with the same input. Continue?",
+                        )
                     )
-                )
+                except PermissionRejected as exc:  # a loop that nobody lets continue ends the turn
+                    raise PermissionRejected(str(exc), stops_turn=not exc.feedback) from None
             result = await tool.run(args, ctx)
         except PermissionRejected as exc:
             self._fail(part, str(exc), data, started)

@@ -133,7 +133,9 @@ class PermissionBroker:
         finally:
             self._pending.pop(request_id, None)
         if kind == "reject":
-            raise PermissionRejected(f"The user refused {query.permission} {target}.", feedback)
+            raise PermissionRejected(
+                f"The user refused {query.permission} {target}.", feedback, stops_turn=True
+            )
 
     def reply(self, request_id: str, kind: ReplyKind, feedback: str = "", by: str = "user") -> None:
         pending = self._pending.get(request_id)

@@ -8,6 +8,7 @@ async for event in session.run("fix the failing test"):
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import platform
 import subprocess
@@ -607,7 +608,9 @@ class Session:
             f"Permission mode: **{self.policy.mode}** (modes: {', '.join(modes)})",
             f"Project rules: `{self.root / 'nbagent.json'}`; saved approvals: `{self.root / '.nbagent/permissions.local.json'}`",
         ]
-        lines += [f"- `{key}`: `{value}`" for key, value in (self.config.permission or {}).items()]
+        lines += [
+            f"- `{key}`: `{json.dumps(value)}`" for key, value in (self.config.permission or {}).items()
+        ]
         return "\n".join(lines)
 
     def nested_memory_note(self, path: Path) -> str:

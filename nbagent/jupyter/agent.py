@@ -277,8 +277,6 @@ class NotebookAgent:
         model = opts.model or self.model_override
         if model and model != session.model:
             session.set_model(model)
-        if opts.mode and opts.mode != session.policy.mode:
-            session.policy.mode = opts.mode  # type: ignore[assignment]
 
     def session_for(
         self, opts: CellOptions, cell_id: str | None, replaying: TurnRecord | None
@@ -423,6 +421,9 @@ class NotebookAgent:
             start = len(session.messages)
             started = time.time()
             compaction: list[str] = []
+            mode_before = session.policy.mode  # --mode applies to this cell's turn only
+            if opts.mode:
+                session.policy.mode = opts.mode  # type: ignore[assignment]
 
             async def consume() -> TurnFinished | None:
                 finished = None
@@ -450,6 +451,7 @@ class NotebookAgent:
                     consumer.cancel()
             finally:
                 session.provider = base_provider
+                session.policy.mode = mode_before
                 heartbeat.cancel()
             finished: TurnFinished | None = None
             failure: BaseException | None = None

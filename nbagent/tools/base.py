@@ -27,11 +27,16 @@ class ToolFailure(Exception):
 
 
 class PermissionRejected(ToolFailure):
-    """The user (or a rule) refused the call; ``feedback`` goes back to the model."""
+    """A rule, a mode or the user refused the call; the message (and feedback) goes back to the model.
 
-    def __init__(self, message: str, feedback: str = "") -> None:
+    ``stops_turn``: a person said no without saying what to do instead, so the turn ends and waits for
+    them; a refusal by rule lets the model adapt and go on.
+    """
+
+    def __init__(self, message: str, feedback: str = "", *, stops_turn: bool = False) -> None:
         super().__init__(message + (f"\nThe user said: {feedback}" if feedback else ""))
         self.feedback = feedback
+        self.stops_turn = stops_turn and not feedback
 
 
 class ToolResult(BaseModel):

@@ -1,0 +1,626 @@
+"""The kernel side of the JupyterLab sidebar: a comm target (``nbagent``) over the notebook's agent.
+
+The sidebar is a second front-end over the same :class:`NotebookAgent` session as the ``%%agent``
+cells. It opens a comm with target ``nbagent``; messages are JSON objects with a ``type``:
+
+frontend -> kernel
+    ``hello`` {path?}            status and the session's history
+    ``prompt`` {text}            run a turn (a task on the kernel's loop: a comm handler cannot await)
+    ``command`` {line}           a slash command (``/help``, ``/model``, ``/new``, custom commands...)
+    ``reply`` {request_id, reply: once|always|reject, feedback}
+    ``cancel``                   stop the running turn (a sidebar or a cell turn)
+    ``set_model`` {model}        ``new_session``  ``list_sessions``  ``switch_session`` {id}
+    ``sync_metadata`` {cells}    the notebook's turn records -> ``metadata`` (the ``metadata.nbagent`` index)
+
+kernel -> frontend
+    ``status``, ``history`` {events}, ``event`` {event} (every core event, of sidebar and cell turns
+    alike), ``record`` {source, bundle} (a finished sidebar turn, for the frontend to add to the
+    notebook as a ``%%agent`` cell with the same output bundle a cell turn has), ``command_result``,
+    ``sessions``, ``metadata``, ``error`` {message, hint}.
+
+The target is registered by :func:`register` (idempotent). The frontend calls :func:`probe` as a
+user expression, which registers it where ``%load_ext nbagent`` has run, so no cell has to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+TARGET = "nbagent"
+PROTOCOL = 1
+HISTORY_OUTPUT_CHARS = 4_000  # a tool result in the history sent to the sidebar
+COMMAND_NAMES = (
+    ("help", "the commands"),
+    ("model", "show or switch the model"),
+    ("context", "what the next request is made of"),
+    ("compact", "summarise the older history now"),
+    ("cost", "tokens and cost of this session"),
+    ("sessions", "the sessions of this notebook"),
+    ("new", "start a new session"),
+    ("undo", "revert the last turn's file changes"),
+    ("redo", "put them back"),
+    ("permissions", "show the permission mode and rules, or switch mode"),
+    ("init", "write a starter AGENTS.md"),
+)
+
+
+def _version() -> str:
+    from nbagent import __version__
+
+    return __version__
+
+
+def _shell() -> Any:
+    from IPython import get_ipython
+
+    return get_ipython()
+
+
+def register(shell: Any = None) -> bool:
+    """Register the ``nbagent`` comm target on this kernel; False where there is no kernel (a terminal)."""
+    shell = shell if shell is not None else _shell()
+    kernel = getattr(shell, "kernel", None)
+    manager = getattr(kernel, "comm_manager", None)
+    if manager is None:
+        return False
+    bridge = bridge_for(shell)
+    if manager.targets.get(TARGET) is not bridge.open:
+        manager.register_target(TARGET, bridge.open)
+    return True
+
+
+class ProbeResult(dict[str, Any]):
+    """A dict shown as JSON (``application/json`` and a JSON ``text/plain``) in a user expression."""
+
+    def _repr_json_(self) -> dict[str, Any]:
+        return dict(self)
+
+    def __repr__(self) -> str:
+        return json.dumps(self)
+
+
+def probe() -> ProbeResult:
+    """What the sidebar evaluates (a user expression) to learn nbagent's state in this kernel; registers
+    the comm target when ``%load_ext nbagent`` has run."""
+    shell = _shell()
+    loaded = shell is not None and "nbagent" in getattr(shell.extension_manager, "loaded", set())
+    registered = register(shell) if loaded else False
+    return ProbeResult(version=_version(), loaded=loaded, registered=registered, protocol=PROTOCOL)
+
+
+_bridges: dict[int, Bridge] = {}
+
+
+def bridge_for(shell: Any) -> Bridge:
+    bridge = _bridges.get(id(shell))
+    if bridge is None:
+        bridge = _bridges[id(shell)] = Bridge(shell)
+    return bridge
+
+
+class Bridge:
+    """The comms of one kernel's sidebars, over its :class:`NotebookAgent`."""
+
+    def __init__(self, shell: Any) -> None:
+        self.shell = shell
+        self.loop = _main_loop(shell)
+        self.comms: dict[str, Any] = {}
+        self.task: asyncio.Task[None] | None = None
+        self.origin: str | None = None  # comm id of the sidebar that started the running turn
+        self._watched: Any = None
+
+    # -- comms --------------------------------------------------------------------------------
+
+    def open(self, comm: Any, msg: dict[str, Any]) -> None:
+        self.comms[comm.comm_id] = comm
+        comm.on_msg(lambda m: self._on_msg(comm, m))
+        comm.on_close(lambda _m: self.comms.pop(comm.comm_id, None))
+        data = (msg.get("content") or {}).get("data") or {}
+        if isinstance(data, dict) and data.get("type") == "hello":
+            self._dispatch(comm, data)
+
+    def _dispatch(self, comm: Any, data: dict[str, Any]) -> None:
+        """Handle a message on the kernel's main loop, where the turns run.
+
+        JupyterLab (4.4+) sends comm messages over a kernel subshell by default: ipykernel then calls
+        the handler in the subshell's thread, whose event loop is not the one the agent's futures
+        belong to. Anything not on the main loop's thread is handed over to it.
+        """
+        if self.loop is None or _running_loop() is self.loop:
+            self._handle(comm, data)
+        else:
+            self.loop.call_soon_threadsafe(self._handle, comm, data)
+
+    def send(self, comm: Any, data: dict[str, Any]) -> None:
+        with contextlib.suppress(Exception):  # a closed comm (a tab gone) must not break the turn
+            comm.send(data)
+
+    def broadcast(self, data: dict[str, Any]) -> None:
+        for comm in list(self.comms.values()):
+            self.send(comm, data)
+
+    def _on_msg(self, comm: Any, msg: dict[str, Any]) -> None:
+        data = (msg.get("content") or {}).get("data") or {}
+        if isinstance(data, dict):
+            self._dispatch(comm, data)
+
+    def _handle(self, comm: Any, data: dict[str, Any]) -> None:
+        kind = data.get("type")
+        handler: Callable[[Any, dict[str, Any]], None] | None = getattr(self, f"_on_{kind}", None)
+        if handler is None:
+            self.send(comm, {"type": "error", "message": f"Unknown message type {kind!r}."})
+            return
+        try:
+            handler(comm, data)
+        except Exception as exc:
+            self.send(comm, _error(exc))
+
+    # -- the agent ----------------------------------------------------------------------------
+
+    @property
+    def agent(self) -> Any:
+        from nbagent.jupyter.agent import current_agent
+
+        agent = current_agent()
+        self._watch(agent)
+        return agent
+
+    def _watch(self, agent: Any) -> None:
+        """Forward every event of the agent's turns (the cells' too) to the sidebars.
+
+        NotebookAgent calls ``_observe(event, compaction)`` on each event of a turn; this wraps it on
+        the instance. (A public listener hook on NotebookAgent would replace this.)
+        """
+        if self._watched is agent:
+            return
+        original = agent._observe
+
+        def observe(event: Any, compaction: list[str]) -> None:
+            original(event, compaction)
+            self.broadcast({"type": "event", "event": event.model_dump(mode="json")})
+
+        setattr(agent, "_observe", observe)  # noqa: B010 (an instance attribute over the method)
+        self._watched = agent
+
+    @property
+    def busy(self) -> bool:
+        if self.task is not None and not self.task.done():
+            return True
+        session = self.agent.session
+        return bool(session is not None and session.busy)
+
+    def status(self) -> dict[str, Any]:
+        from nbagent.core.commands import custom_commands
+
+        agent = self.agent
+        session = agent.session
+        model, problem = "", ""
+        if session is not None:
+            model = session.model
+        else:
+            try:
+                from nbagent.jupyter.agent import CellOptions
+
+                model = agent._config(CellOptions()).model or ""
+            except Exception as exc:
+                problem = str(exc)
+                hint = getattr(exc, "hint", "")
+                if hint:
+                    problem += f" {hint}"
+        try:
+            custom = custom_commands(agent.root)
+        except OSError:
+            custom = {}
+        notebook = agent.notebook_path
+        return {
+            "type": "status",
+            "protocol": PROTOCOL,
+            "version": _version(),
+            "model": model,
+            "problem": problem,
+            "session_id": session.id if session is not None else None,
+            "mode": session.policy.mode if session is not None else None,
+            "busy": self.busy,
+            "running": "sidebar" if self.task is not None and not self.task.done() else None,
+            "notebook": str(notebook) if notebook is not None else None,
+            "root": str(agent.root),
+            "commands": [{"name": n, "description": d} for n, d in COMMAND_NAMES]
+            + [{"name": "attach", "description": "use PATH as this kernel's notebook"}]
+            + [{"name": c.name, "description": c.description, "custom": True} for c in custom.values()],
+        }
+
+    def history(self) -> dict[str, Any]:
+        from nbagent.store.notebook import session_history
+
+        agent = self.agent
+        session = agent.session
+        if session is not None:
+            sid, messages, model = session.id, session.messages, session.model
+        else:
+            turns = agent.recorded_turns()
+            if not turns:
+                return {"type": "history", "session_id": None, "events": []}
+            sid, messages, model = session_history(turns)
+        return {"type": "history", "session_id": sid, "events": history_events(messages, model)}
+
+    # -- handlers -------------------------------------------------------------------------------
+
+    def _on_hello(self, comm: Any, data: dict[str, Any]) -> None:
+        agent = self.agent
+        name = data.get("path")
+        if agent.notebook_path is None and isinstance(name, str) and name.endswith(".ipynb"):
+            for candidate in (Path.cwd() / name, Path.cwd() / Path(name).name):
+                if candidate.is_file():
+                    agent.attach(candidate)
+                    break
+        self.send(comm, self.status())
+        self.send(comm, self.history())
+
+    def _on_prompt(self, comm: Any, data: dict[str, Any]) -> None:
+        text = str(data.get("text") or "").strip()
+        if not text:
+            self.send(comm, {"type": "error", "message": "The prompt is empty."})
+            return
+        self._start(comm, text)
+
+    def _start(self, comm: Any, prompt: str) -> None:
+        if self.busy:
+            self.send(
+                comm,
+                {
+                    "type": "error",
+                    "message": "A turn is already running in this notebook.",
+                    "hint": "Wait for it, or press Stop.",
+                },
+            )
+            return
+        session = self._session()  # errors (no model...) reach the sidebar before any task starts
+        self.origin = comm.comm_id
+        self.task = asyncio.ensure_future(self._turn(comm, session, prompt))
+        self.task.add_done_callback(self._turn_done)
+        self.broadcast(self.status())
+
+    def _session(self) -> Any:
+        from nbagent.jupyter.agent import CellOptions
+
+        agent = self.agent
+        had = agent.session
+        session, note = agent.session_for(CellOptions(), None, None)
+        if note:
+            self.broadcast({"type": "notice", "message": note})
+        if had is not session:
+            self.broadcast(self.history())
+        return session
+
+    def _turn_done(self, task: asyncio.Task[None]) -> None:
+        self.origin = None
+        if not task.cancelled() and task.exception() is not None:
+            self.broadcast(_error(task.exception()))  # type: ignore[arg-type]
+        self.broadcast(self.status())
+
+    async def _turn(self, comm: Any, session: Any, prompt: str) -> None:
+        """One sidebar turn, recorded as a ``%%agent`` cell turn is (the same record and bundle)."""
+        from nbagent.core.events import TurnFinished
+        from nbagent.jupyter.render_html import Transcript, transcript_html, transcript_text
+        from nbagent.providers.replay import RecordingProvider
+        from nbagent.store.notebook import TURN_MIME, make_record, record_json, scrub, scrub_json
+
+        agent = self.agent
+        base = session.provider
+        recorder = RecordingProvider(base)
+        session.provider = recorder
+        start = len(session.messages)
+        started = time.time()
+        compaction: list[str] = []
+        transcript = Transcript(model=session.model)
+        finished: TurnFinished | None = None
+        failure: BaseException | None = None
+        try:
+            async for event in session.run(prompt):
+                agent._observe(event, compaction)  # forwards it to the sidebars (see _watch)
+                transcript.apply(event)
+                if isinstance(event, TurnFinished):
+                    finished = event
+        except asyncio.CancelledError:
+            session.cancel()
+        except Exception as exc:
+            failure = exc
+        finally:
+            session.provider = base
+        usage = finished.usage if finished is not None else session.usage.model_copy()
+        reason = finished.reason if finished is not None else ("error" if failure else "cancelled")
+        secrets = [s for s in (session.api_key,) if s]
+        last = agent.last_usage
+        record = make_record(
+            session_id=session.id,
+            turn_id=transcript.turn_id or (finished.turn_id if finished else "turn_unknown"),
+            prompt=prompt,
+            model=session.model,
+            messages=session.messages[start:],
+            replies=recorder.take(),
+            usage=usage,
+            reason=reason,
+            started=started,
+            root=session.root,
+            cell_id=None,
+            agent=None,
+            mode=session.config.mode,
+            context_tokens=last.context_tokens if last else 0,
+            context_limit=last.context_limit if last else 0,
+            compaction=compaction[-1] if compaction else agent._pending_compaction,
+            secrets=secrets,
+        )
+        if failure is not None:
+            transcript.add_notice(f"The turn failed: {type(failure).__name__}: {failure}", "error")
+        bundle = {
+            "text/html": scrub(transcript_html(transcript), secrets),
+            "text/plain": scrub(transcript_text(transcript), secrets),
+            TURN_MIME: scrub_json(record_json(record), secrets),
+        }
+        self.send(comm, {"type": "record", "source": cell_source(prompt), "bundle": bundle})
+        if failure is not None:
+            raise failure
+
+    def _on_command(self, comm: Any, data: dict[str, Any]) -> None:
+        line = str(data.get("line") or "").strip()
+        if not line.startswith("/"):
+            line = "/" + line
+        task = asyncio.ensure_future(self._command(comm, line))
+        task.add_done_callback(
+            lambda t: None if t.cancelled() or not t.exception() else self._failed(comm, t)
+        )
+
+    def _failed(self, comm: Any, task: asyncio.Task[None]) -> None:
+        exc = task.exception()
+        if exc is not None:
+            self.send(comm, _error(exc))
+
+    async def _command(self, comm: Any, line: str) -> None:
+        from nbagent.core.commands import HELP, parse, run_command
+        from nbagent.core.events import Compacted
+
+        agent = self.agent
+        name, arg = parse(line)
+
+        def result(text: str) -> None:
+            self.send(comm, {"type": "command_result", "line": line, "text": text})
+
+        if name == "new":
+            self._new_session()
+            result("Started a new session.")
+            return
+        if name == "sessions":
+            self.send(comm, self.sessions())
+            result(agent._sessions_text())
+            return
+        if name == "attach":
+            if not arg:
+                result("`/attach PATH`: the path of the notebook.")
+                return
+            agent.attach(Path(arg))
+            result(f"Attached to `{agent.notebook_path}`.")
+            self.broadcast(self.status())
+            return
+        if name == "model" and arg:
+            agent.model_override = arg
+        if name in ("help", "?", "") and agent.session is None:
+            result(HELP)
+            return
+        if self.busy:
+            result("A turn is running: wait for it, or press Stop.")
+            return
+        session = self._session()
+        out = await run_command(session, line)
+        for event in out.events:
+            if isinstance(event, Compacted):
+                agent._pending_compaction = event.summary
+        if out.action == "new_session":
+            self._new_session()
+        if out.text:
+            result(out.text)
+        self.broadcast(self.status())
+        if out.prompt:
+            self._start(comm, out.prompt)
+
+    def _on_reply(self, comm: Any, data: dict[str, Any]) -> None:
+        session = self.agent.session
+        kind = data.get("reply")
+        if session is None or kind not in ("once", "always", "reject"):
+            self.send(comm, {"type": "error", "message": "No permission request to answer."})
+            return
+        with contextlib.suppress(KeyError):  # answered already (another front-end, a double click)
+            session.reply(str(data.get("request_id")), kind, str(data.get("feedback") or ""))
+
+    def _on_cancel(self, comm: Any, data: dict[str, Any]) -> None:
+        session = self.agent.session
+        if session is not None and session.busy:
+            session.cancel()
+        elif self.task is not None and not self.task.done():
+            self.task.cancel()
+
+    def _on_set_model(self, comm: Any, data: dict[str, Any]) -> None:
+        model = str(data.get("model") or "").strip()
+        if not model:
+            self.send(comm, {"type": "error", "message": "No model given."})
+            return
+        agent = self.agent
+        agent.model_override = model
+        if agent.session is not None and not agent.session.busy:
+            agent.session.set_model(model)
+        self.broadcast(self.status())
+
+    def _new_session(self) -> None:
+        self.agent.drop_session()
+        self.broadcast(self.status())
+        self.broadcast({"type": "history", "session_id": None, "events": []})
+
+    def _on_new_session(self, comm: Any, data: dict[str, Any]) -> None:
+        if self.busy:
+            self.send(comm, {"type": "error", "message": "A turn is running.", "hint": "Stop it first."})
+            return
+        self._new_session()
+
+    def sessions(self) -> dict[str, Any]:
+        from nbagent.store.notebook import build_metadata, read_notebook_json
+
+        agent = self.agent
+        current = agent.session
+        rows: list[dict[str, Any]] = []
+        path = agent.notebook_path
+        if path is not None:
+            with contextlib.suppress(OSError, ValueError):
+                for s in build_metadata(read_notebook_json(path))["sessions"]:
+                    rows.append(
+                        {
+                            "id": s["id"],
+                            "model": s["model"],
+                            "turns": s["turns"],
+                            "updated": s["updated"],
+                            "cost": s["cost"],
+                        }
+                    )
+        if current is not None and all(r["id"] != current.id for r in rows):
+            turns = sum(1 for m in current.messages if m.role == "user" and not m.synthetic)
+            rows.append({"id": current.id, "model": current.model, "turns": turns, "updated": time.time()})
+        return {
+            "type": "sessions",
+            "current": current.id if current is not None else None,
+            "sessions": rows,
+            "notebook": str(path) if path is not None else None,
+        }
+
+    def _on_list_sessions(self, comm: Any, data: dict[str, Any]) -> None:
+        self.send(comm, self.sessions())
+
+    def _on_switch_session(self, comm: Any, data: dict[str, Any]) -> None:
+        from nbagent.jupyter.agent import CellOptions
+
+        sid = str(data.get("id") or "")
+        agent = self.agent
+        if self.busy:
+            self.send(comm, {"type": "error", "message": "A turn is running.", "hint": "Stop it first."})
+            return
+        if agent.session is None or agent.session.id != sid:
+            agent.drop_session()
+            agent.session_for(CellOptions(session=sid), None, None)
+        self.broadcast(self.status())
+        self.broadcast(self.history())
+
+    def _on_sync_metadata(self, comm: Any, data: dict[str, Any]) -> None:
+        from nbagent.store.notebook import build_metadata
+
+        cells = data.get("cells")
+        if not isinstance(cells, list):
+            return
+        self.send(comm, {"type": "metadata", "metadata": build_metadata({"cells": cells})})
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _main_loop(shell: Any) -> asyncio.AbstractEventLoop | None:
+    """The kernel's main event loop (where cells and the agent's turns run)."""
+    io_loop = getattr(getattr(shell, "kernel", None), "io_loop", None)
+    loop = getattr(io_loop, "asyncio_loop", None)
+    if isinstance(loop, asyncio.AbstractEventLoop):
+        return loop
+    return _running_loop()
+
+
+def cell_source(prompt: str) -> str:
+    """The ``%%agent`` cell a sidebar turn is recorded as (replay finds it by this source)."""
+    return f"%%agent\n{prompt.strip()}"
+
+
+def _error(exc: BaseException) -> dict[str, Any]:
+    return {"type": "error", "message": str(exc) or type(exc).__name__, "hint": getattr(exc, "hint", "")}
+
+
+def history_events(messages: list[Any], model: str = "") -> list[dict[str, Any]]:
+    """A session's messages as the events a live turn would have produced (for the sidebar to render)."""
+    from nbagent.core.events import (
+        DiffProduced,
+        Event,
+        ReasoningDelta,
+        TextDelta,
+        ToolCallCompleted,
+        ToolCallError,
+        TurnFinished,
+        TurnStarted,
+    )
+    from nbagent.core.messages import ReasoningPart, TextPart, ToolCompleted, ToolError, ToolPart, Usage
+
+    events: list[Event] = []
+    turn: TurnStarted | None = None
+    steps = 0
+
+    def close() -> None:
+        nonlocal turn
+        if turn is not None:
+            events.append(TurnFinished(turn_id=turn.turn_id, reason="stop", steps=steps, usage=Usage()))
+            turn = None
+
+    for message in messages:
+        if message.role == "user":
+            if message.synthetic and turn is not None:
+                continue
+            close()
+            steps = 0
+            text = message.text
+            if message.synthetic:
+                text = text.split("\n", 1)[0][:200]
+            turn = TurnStarted(turn_id=message.id, prompt=text, model=message.model or model)
+            events.append(turn)
+            continue
+        steps += 1
+        for part in message.parts:
+            if isinstance(part, TextPart) and part.text:
+                events.append(TextDelta(message_id=message.id, text=part.text))
+            elif isinstance(part, ReasoningPart) and part.text:
+                events.append(ReasoningDelta(message_id=message.id, text=part.text))
+            elif isinstance(part, ToolPart):
+                state = part.state
+                if isinstance(state, ToolCompleted):
+                    output = state.output
+                    if len(output) > HISTORY_OUTPUT_CHARS:
+                        half = HISTORY_OUTPUT_CHARS // 2
+                        output = f"{output[:half]}\n… [{len(output) - 2 * half:,} characters omitted] …\n{output[-half:]}"
+                    events.append(
+                        ToolCallCompleted(
+                            call_id=part.call_id,
+                            tool=part.tool,
+                            input=state.input,
+                            output=output,
+                            title=state.title,
+                        )
+                    )
+                    diff = state.metadata.get("diff") if isinstance(state.metadata, dict) else None
+                    if isinstance(diff, str) and diff:
+                        path = state.input.get("file_path") or state.input.get("notebook_path") or state.title
+                        events.append(
+                            DiffProduced(
+                                call_id=part.call_id,
+                                path=str(path),
+                                diff=diff,
+                                additions=int(state.metadata.get("additions") or 0),
+                                deletions=int(state.metadata.get("deletions") or 0),
+                            )
+                        )
+                elif isinstance(state, ToolError):
+                    events.append(
+                        ToolCallError(
+                            call_id=part.call_id, tool=part.tool, input=state.input, error=state.error
+                        )
+                    )
+    close()
+    return [e.model_dump(mode="json") for e in events]

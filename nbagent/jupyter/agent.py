@@ -218,8 +218,6 @@ class NotebookAgent:
     def _config(self, opts: CellOptions, fallback_model: str | None = None) -> Config:
         model = opts.model or self.model_override or os.environ.get("NBAGENT_MODEL") or None
         overrides: dict[str, Any] = {"model": model, "api_base": os.environ.get("NBAGENT_API_BASE") or None}
-        if opts.mode:
-            overrides["mode"] = opts.mode
         try:
             config = load_config(self.root, overrides)
         except NbagentError as exc:

@@ -27,10 +27,16 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     monkeypatch.setenv("NBAGENT_DATA_DIR", str(home / "data"))
 
 
+_OPEN_SESSIONS: list[Session] = []
+
+
 @pytest.fixture(autouse=True)
-async def _close_litellm_clients() -> AsyncIterator[None]:
-    """litellm caches HTTP clients per event loop; close them before each test's loop ends."""
+async def _close_clients() -> AsyncIterator[None]:
+    """Close the sessions a test made (their HTTP clients, background shells) and litellm's cached
+    clients before the test's event loop ends, so nothing is left for the garbage collector."""
     yield
+    while _OPEN_SESSIONS:
+        await _OPEN_SESSIONS.pop().close()
     await close_clients()
 
 
@@ -57,7 +63,9 @@ def make_session(root: Path, server: ScriptedModelServer, protocol: str = "opena
         if key in kwargs and (key != "provider" or isinstance(kwargs[key], str)):
             config_fields[key] = kwargs.pop(key)
     kwargs.setdefault("headless", "allow")
-    return Session(root, Config(**config_fields), api_key="test-key", **kwargs)
+    session = Session(root, Config(**config_fields), api_key="test-key", **kwargs)
+    _OPEN_SESSIONS.append(session)
+    return session
 
 
 async def collect(session: Session, prompt: str) -> list[Event]:

@@ -15,7 +15,7 @@ from nbagent.core.events import (
 )
 from nbagent.core.session import Session
 from nbagent.providers.scripted import ListScript, Reply, ScriptedModelServer, ToolCallSpec
-from tests.conftest import Serve, collect
+from tests.conftest import _OPEN_SESSIONS, Serve, collect
 
 
 def session_for(
@@ -24,7 +24,9 @@ def session_for(
     cfg = Config(
         model="openai/scripted", api_base=server.openai_base, retry=RetryConfig(base_delay=0), **config
     )  # type: ignore[arg-type]
-    return Session(root, cfg, api_key="k", headless=headless)  # type: ignore[arg-type]
+    session = Session(root, cfg, api_key="k", headless=headless)  # type: ignore[arg-type]
+    _OPEN_SESSIONS.append(session)
+    return session
 
 
 async def test_rules_deny_and_ask_headless(tmp_path: Path, serve: Serve) -> None:

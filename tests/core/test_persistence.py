@@ -58,7 +58,7 @@ def test_sigkill_mid_turn_then_continue(tmp_path: Path, serve: Serve) -> None:
         time.sleep(0.05)
     assert marker.exists()
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc.communicate()
 
     store = SessionStore()
     assert store.integrity_check() == "ok"

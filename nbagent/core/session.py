@@ -678,9 +678,7 @@ class Session:
         from nbagent.tools.shell import close_shells
 
         await close_shells(self.tool_state)
-        close = getattr(self.provider, "close", None)
-        if close is not None:
-            await close()
+        await self.provider.close()
 
 
 def _with_breakpoint(message: dict[str, Any]) -> dict[str, Any]:

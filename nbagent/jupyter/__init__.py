@@ -9,12 +9,14 @@ from typing import Any
 
 
 def load_ipython_extension(shell: Any) -> None:
-    from nbagent.jupyter.magic import register
+    from nbagent.jupyter import bridge, magic
 
-    register(shell)
+    magic.register(shell)
+    bridge.register(shell)  # the sidebar's comm target, ready before the first cell turn
 
 
 def unload_ipython_extension(shell: Any) -> None:
-    from nbagent.jupyter.magic import unregister
+    from nbagent.jupyter import bridge, magic
 
-    unregister(shell)
+    magic.unregister(shell)
+    bridge.unregister(shell)

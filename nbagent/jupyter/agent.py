@@ -15,7 +15,7 @@ import contextlib
 import os
 import shlex
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -166,6 +166,8 @@ class NotebookAgent:
         self.last_usage: UsageUpdated | None = None
         self.last_stats: dict[str, Any] = {}
         self._pending_compaction: str | None = None
+        # Called with every event of every turn (cell or sidebar): the sidebar bridge listens here.
+        self.listeners: list[Callable[[Event], None]] = []
 
     @property
     def root(self) -> Path:
@@ -378,15 +380,21 @@ class NotebookAgent:
         """Set the turn up now (session, view shown in this cell); returns the coroutine that runs it."""
         session, resumed = self.session_for(opts, cell_id, recorded)
         stopped = False
+        # Widget clicks may arrive on another thread (JupyterLab's kernel subshells): hand them to the
+        # kernel's event loop, where the session lives.
+        loop = asyncio.get_event_loop()
 
-        def on_reply(request_id: str, kind: str, feedback: str) -> None:
+        def reply(request_id: str, kind: str, feedback: str) -> None:
             with contextlib.suppress(KeyError):  # answered already (a covered request, a double click)
                 session.reply(request_id, kind, feedback)  # type: ignore[arg-type]
+
+        def on_reply(request_id: str, kind: str, feedback: str) -> None:
+            loop.call_soon_threadsafe(reply, request_id, kind, feedback)
 
         def on_stop() -> None:
             nonlocal stopped
             stopped = True
-            session.cancel()
+            loop.call_soon_threadsafe(session.cancel)
 
         view = None
         transcript: Transcript
@@ -532,6 +540,8 @@ class NotebookAgent:
             self.last_usage = event
         elif isinstance(event, Compacted):
             compaction.append(event.summary)
+        for listener in self.listeners:
+            listener(event)
 
     # -- /commands ------------------------------------------------------------------------------
 

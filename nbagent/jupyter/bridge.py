@@ -70,9 +70,22 @@ def register(shell: Any = None) -> bool:
     if manager is None:
         return False
     bridge = bridge_for(shell)
-    if manager.targets.get(TARGET) is not bridge.open:
+    if manager.targets.get(TARGET) != bridge.open:
         manager.register_target(TARGET, bridge.open)
     return True
+
+
+def unregister(shell: Any = None) -> None:
+    """Remove the comm target (``%unload_ext nbagent``); open sidebars say nbagent is not loaded."""
+    shell = shell if shell is not None else _shell()
+    manager = getattr(getattr(shell, "kernel", None), "comm_manager", None)
+    bridge = _bridges.pop(id(shell), None)
+    if manager is not None and bridge is not None and manager.targets.get(TARGET) == bridge.open:
+        manager.unregister_target(TARGET, bridge.open)
+    if bridge is not None:
+        for comm in list(bridge.comms.values()):
+            with contextlib.suppress(Exception):
+                comm.close()
 
 
 class ProbeResult(dict[str, Any]):
@@ -172,20 +185,14 @@ class Bridge:
         return agent
 
     def _watch(self, agent: Any) -> None:
-        """Forward every event of the agent's turns (the cells' too) to the sidebars.
-
-        NotebookAgent calls ``_observe(event, compaction)`` on each event of a turn; this wraps it on
-        the instance. (A public listener hook on NotebookAgent would replace this.)
-        """
+        """Forward every event of the agent's turns (the cells' too) to the sidebars."""
         if self._watched is agent:
             return
-        original = agent._observe
 
-        def observe(event: Any, compaction: list[str]) -> None:
-            original(event, compaction)
+        def forward(event: Any) -> None:
             self.broadcast({"type": "event", "event": event.model_dump(mode="json")})
 
-        setattr(agent, "_observe", observe)  # noqa: B010 (an instance attribute over the method)
+        agent.listeners.append(forward)
         self._watched = agent
 
     @property
@@ -247,7 +254,7 @@ class Bridge:
             if not turns:
                 return {"type": "history", "session_id": None, "events": []}
             sid, messages, model = session_history(turns)
-        return {"type": "history", "session_id": sid, "events": history_events(messages, model)}
+        return {"type": "history", "session_id": sid, "events": history_events(messages, model, sid)}
 
     # -- handlers -------------------------------------------------------------------------------
 
@@ -323,7 +330,7 @@ class Bridge:
         failure: BaseException | None = None
         try:
             async for event in session.run(prompt):
-                agent._observe(event, compaction)  # forwards it to the sidebars (see _watch)
+                agent._observe(event, compaction)  # also forwards it to the sidebars (see _watch)
                 transcript.apply(event)
                 if isinstance(event, TurnFinished):
                     finished = event
@@ -546,7 +553,7 @@ def _error(exc: BaseException) -> dict[str, Any]:
     return {"type": "error", "message": str(exc) or type(exc).__name__, "hint": getattr(exc, "hint", "")}
 
 
-def history_events(messages: list[Any], model: str = "") -> list[dict[str, Any]]:
+def history_events(messages: list[Any], model: str = "", session_id: str = "") -> list[dict[str, Any]]:
     """A session's messages as the events a live turn would have produced (for the sidebar to render)."""
     from nbagent.core.events import (
         DiffProduced,
@@ -623,4 +630,4 @@ def history_events(messages: list[Any], model: str = "") -> list[dict[str, Any]]
                         )
                     )
     close()
-    return [e.model_dump(mode="json") for e in events]
+    return [{**e.model_dump(mode="json"), "session_id": session_id} for e in events]

@@ -59,3 +59,7 @@ class Provider(Protocol):
     def stream(self, request: ModelRequest) -> AsyncIterator[Chunk]:
         """Stream one model step. Raises ``ProviderError`` (classified) on failure."""
         ...
+
+    async def close(self) -> None:
+        """Release connections (the session calls it when it ends)."""
+        ...

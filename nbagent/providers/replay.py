@@ -48,6 +48,9 @@ class RecordingProvider:
         self.inner = inner
         self.steps: list[RecordedStep] = []
 
+    async def close(self) -> None:
+        await self.inner.close()
+
     def take(self) -> list[RecordedStep]:
         """The steps recorded since the last call."""
         steps, self.steps = self.steps, []
@@ -84,6 +87,9 @@ class ReplayProvider:
         self.steps = list(steps)
         self.index = 0
         self.chunk_chars = chunk_chars
+
+    async def close(self) -> None:
+        return None
 
     @property
     def remaining(self) -> int:

@@ -44,7 +44,7 @@ def _missing() -> str:
     if not (BUILT / "package.json").exists():
         return "the labextension is not built (scripts/build-labextension)"
     try:
-        import jupyterlab  # noqa: F401
+        import jupyterlab  # type: ignore[import-untyped]  # noqa: F401
         import playwright  # noqa: F401
     except ImportError as exc:
         return f"{exc.name} is not installed (pip install -e '.[dev]')"
@@ -100,10 +100,16 @@ class Lab:
     def page_url(self, path: str) -> str:
         return f"{self.url}/lab/tree/{path}?token={self.token}"
 
-    def api(self, path: str) -> Any:
-        request = urllib.request.Request(f"{self.url}{path}", headers={"Authorization": f"token {self.token}"})
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.loads(response.read())
+    def api(self, path: str, method: str = "GET") -> Any:
+        request = urllib.request.Request(
+            f"{self.url}{path}",
+            method=method,
+            data=b"" if method == "POST" else None,
+            headers={"Authorization": f"token {self.token}"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            body = response.read()
+        return json.loads(body) if body else None
 
 
 def start_lab(base: Path, root: Path, env_extra: dict[str, str]) -> Lab:
@@ -180,8 +186,11 @@ def stop_lab(lab: Lab) -> None:
         lab.process.wait(timeout=5)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def browser() -> Iterator[Any]:
+    """Chromium for one test. Function-scoped on purpose: Playwright's sync API runs an event loop in
+    this thread while it is open, which must not overlap the suite's async fixtures (set up before
+    this one, torn down after it)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -217,10 +226,3 @@ def lab_factory(tmp_path: Path) -> Iterator[Any]:
         stop_lab(lab)
         if os.environ.get("NBAGENT_E2E_KEEP_LOG"):
             shutil.copy(lab.log, ARTIFACTS / "jupyter-lab.log")
-
-
-@pytest.fixture(autouse=True)
-def _close_litellm_clients() -> Iterator[None]:
-    """Overrides the suite's async fixture: Playwright's sync API keeps an event loop running in this
-    thread, and these tests make no litellm call in the test process."""
-    yield

@@ -8,7 +8,10 @@ real comm messages; the `%%agent` cell that continues the sidebar's session runs
 from __future__ import annotations
 
 import json
+import os
 import queue
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -65,7 +68,9 @@ class Sidebar:
                     del self.received[: i + 1]
                     return msg
             if time.time() > deadline:
-                raise TimeoutError(f"no matching message in {timeout}s; got {json.dumps(self.received)[:3000]}")
+                raise TimeoutError(
+                    f"no matching message in {timeout}s; got {json.dumps(self.received)[:3000]}"
+                )
             self.pump()
 
     def wait_type(self, kind: str, timeout: float = 30) -> dict[str, Any]:
@@ -124,7 +129,11 @@ def sidebar_script(seen: list[dict[str, Any]]) -> FunctionScript:
                     tool_calls=[
                         ToolCallSpec(
                             "todowrite",
-                            {"todos": [{"content": "Edit greet.py", "status": "in_progress", "priority": "high"}]},
+                            {
+                                "todos": [
+                                    {"content": "Edit greet.py", "status": "in_progress", "priority": "high"}
+                                ]
+                            },
                         ),
                         ToolCallSpec("read", {"file_path": "greet.py"}),
                     ],
@@ -142,7 +151,9 @@ def sidebar_script(seen: list[dict[str, Any]]) -> FunctionScript:
             ]
         elif "slow" in prompt:
             replies = [
-                Reply(text="Running the slow job.", tool_calls=[ToolCallSpec("bash", {"command": "sleep 30"})]),
+                Reply(
+                    text="Running the slow job.", tool_calls=[ToolCallSpec("bash", {"command": "sleep 30"})]
+                ),
                 Reply(text="Finished."),
             ]
         elif "what did you do" in prompt:
@@ -155,7 +166,9 @@ def sidebar_script(seen: list[dict[str, Any]]) -> FunctionScript:
 
 
 @pytest.fixture
-def kernel(tmp_path: Path, serve: Serve) -> Iterator[tuple[Kernel, ScriptedModelServer, list[dict[str, Any]]]]:
+def kernel(
+    tmp_path: Path, serve: Serve
+) -> Iterator[tuple[Kernel, ScriptedModelServer, list[dict[str, Any]]]]:
     seen: list[dict[str, Any]] = []
     server = serve(sidebar_script(seen))
     env = python_env()
@@ -227,6 +240,48 @@ def test_a_sidebar_turn_streams_asks_records_and_shares_the_cell_session(kernel:
     sidebar.send({"type": "sync_metadata", "cells": [cell]})
     meta = sidebar.wait_type("metadata")["metadata"]
     assert meta["active_session"] == turn["session_id"] and meta["sessions"][0]["turns"] == 1
+
+    # the recorded cell replays offline like any %%agent cell: the edit runs again, no model call
+    nb = {
+        "nbformat": 4,
+        "nbformat_minor": 5,
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        "cells": [
+            {
+                "cell_type": "code",
+                "id": "load",
+                "source": "%load_ext nbagent",
+                "metadata": {},
+                "outputs": [],
+                "execution_count": None,
+            },
+            cell,
+        ],
+    }
+    replay_dir = tmp_path / "replay"
+    replay_dir.mkdir()
+    (replay_dir / "greet.py").write_text("print('hi')\n")
+    (replay_dir / "nb.ipynb").write_text(json.dumps(nb))
+    calls_before = len(seen)
+    env = {
+        **os.environ,
+        **python_env(),
+        "NBAGENT_MODEL": "openai/unreachable",
+        "NBAGENT_API_BASE": "http://127.0.0.1:9",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "nbagent", "execute", "--replay", "--yes", "--strict", "nb.ipynb"],
+        cwd=replay_dir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert (replay_dir / "greet.py").read_text() == "print('hello')\n"
+    assert len(seen) == calls_before
+    replayed = json.loads((replay_dir / "nb.ipynb").read_text())
+    assert replayed["metadata"]["nbagent"]["sessions"][0]["id"] == turn["session_id"]
 
     # a %%agent cell continues the same session, and the sidebar sees its events stream
     ex = k.run("%%agent\nwhat did you do?", timeout=120)
@@ -323,3 +378,24 @@ def test_deny_with_feedback_commands_model_and_sessions(kernel: Any, tmp_path: P
     assert "empty" in sidebar.wait_type("error")["message"]
     sidebar.send({"type": "bogus"})
     assert "Unknown message type" in sidebar.wait_type("error")["message"]
+
+
+def test_unregister_closes_the_sidebars(kernel: Any) -> None:
+    k, _server, _seen = kernel
+    assert k.run("%load_ext nbagent").status == "ok"
+    probe(k)
+    sidebar = Sidebar(k)
+    sidebar.open()
+    sidebar.wait_type("history")
+    ex = k.run(
+        "import nbagent.jupyter.bridge as b; b.unregister(); print('nbagent' in get_ipython().kernel.comm_manager.targets)"
+    )
+    assert ex.stdout.strip() == "False"
+    for m in ex.of_type("comm_close"):
+        if m["content"]["comm_id"] == sidebar.comm_id:
+            sidebar.closed = True
+    deadline = time.time() + 10
+    while not sidebar.closed and time.time() < deadline:
+        sidebar.pump()
+    assert sidebar.closed
+    assert probe(k)["registered"] is True  # loaded: the probe registers the target again

@@ -1,0 +1,414 @@
+/**
+ * The sidebar's view model: the session's blocks folded from core events (no agent state).
+ *
+ * Pure: no JupyterLab imports, so it is unit-tested as is. The panel renders the blocks whose
+ * `rev` changed since it last drew them.
+ */
+import type {
+  DiffProduced,
+  NbagentEvent,
+  PermissionAsked,
+  PermissionReplied,
+  TodoItem,
+  Usage
+} from './generated/events';
+
+export type ToolStatus = 'pending' | 'running' | 'completed' | 'error';
+export const LIVE_TAIL_CHARS = 4000;
+
+interface BlockBase {
+  key: string;
+  rev: number;
+}
+
+export interface UserBlock extends BlockBase {
+  kind: 'user';
+  turnId: string;
+  text: string;
+}
+
+export interface TextBlock extends BlockBase {
+  kind: 'text';
+  messageId: string;
+  text: string;
+  reasoning: boolean;
+}
+
+export interface ToolBlock extends BlockBase {
+  kind: 'tool';
+  callId: string;
+  tool: string;
+  status: ToolStatus;
+  input: Record<string, unknown>;
+  title: string;
+  live: string;
+  output: string;
+  error: string;
+  diffs: DiffProduced[];
+}
+
+export interface PermissionBlock extends BlockBase {
+  kind: 'permission';
+  asked: PermissionAsked;
+  replied: PermissionReplied | null;
+  sent: boolean; // answered from this sidebar, the kernel's confirmation not yet back
+}
+
+export interface TodoBlock extends BlockBase {
+  kind: 'todo';
+  todos: TodoItem[];
+}
+
+export interface NoticeBlock extends BlockBase {
+  kind: 'notice';
+  level: 'info' | 'warning' | 'error';
+  message: string;
+  hint: string;
+  detail: string;
+}
+
+export interface CommandBlock extends BlockBase {
+  kind: 'command';
+  line: string;
+  text: string; // markdown
+}
+
+export type Block =
+  | UserBlock
+  | TextBlock
+  | ToolBlock
+  | PermissionBlock
+  | TodoBlock
+  | NoticeBlock
+  | CommandBlock;
+
+export interface Footer {
+  model: string;
+  total: Usage | null;
+  contextTokens: number;
+  contextLimit: number;
+  steps: number;
+  reason: string;
+  running: boolean;
+}
+
+export class ChatState {
+  blocks: Block[] = [];
+  footer: Footer = emptyFooter('');
+  sessionId: string | null = null;
+  private tools = new Map<string, ToolBlock>();
+  private permissions = new Map<string, PermissionBlock>();
+  private todo: TodoBlock | null = null;
+  private counter = 0;
+
+  /** Forget everything (a new session, a history reload). */
+  reset(sessionId: string | null = null, model = ''): void {
+    this.blocks = [];
+    this.tools.clear();
+    this.permissions.clear();
+    this.todo = null;
+    this.sessionId = sessionId;
+    this.footer = emptyFooter(model || this.footer.model);
+    this.footer.running = false;
+  }
+
+  /** Replace the blocks with a session's history (events rebuilt from its messages). */
+  loadHistory(sessionId: string | null, events: NbagentEvent[]): void {
+    const model = this.footer.model;
+    this.reset(sessionId, model);
+    for (const event of events) {
+      this.apply(event);
+    }
+    this.sessionId = sessionId;
+    this.footer.running = false;
+  }
+
+  /** Fold one event in; returns the blocks it changed (new ones included). */
+  apply(event: NbagentEvent): Block[] {
+    const changed = this.fold(event);
+    for (const block of changed) {
+      block.rev += 1;
+    }
+    return changed;
+  }
+
+  get running(): boolean {
+    return this.footer.running;
+  }
+
+  /** Permission requests still waiting for an answer. */
+  pending(): PermissionBlock[] {
+    return this.blocks.filter(
+      (b): b is PermissionBlock => b.kind === 'permission' && b.replied === null
+    );
+  }
+
+  addNotice(message: string, level: NoticeBlock['level'] = 'info', hint = '', detail = ''): NoticeBlock {
+    return this.push({ kind: 'notice', key: this.nextKey('n'), rev: 1, level, message, hint, detail });
+  }
+
+  addCommand(line: string, text: string): CommandBlock {
+    return this.push({ kind: 'command', key: this.nextKey('cmd'), rev: 1, line, text });
+  }
+
+  markSent(requestId: string): PermissionBlock | null {
+    const block = this.permissions.get(requestId) ?? null;
+    if (block) {
+      block.sent = true;
+      block.rev += 1;
+    }
+    return block;
+  }
+
+  private nextKey(prefix: string): string {
+    this.counter += 1;
+    return `${prefix}${this.counter}`;
+  }
+
+  private push<T extends Block>(block: T): T {
+    this.blocks.push(block);
+    return block;
+  }
+
+  private toolBlock(callId: string, tool: string): ToolBlock {
+    let block = this.tools.get(callId);
+    if (!block) {
+      block = {
+        kind: 'tool',
+        key: this.nextKey('c'),
+        rev: 0,
+        callId,
+        tool,
+        status: 'pending',
+        input: {},
+        title: '',
+        live: '',
+        output: '',
+        error: '',
+        diffs: []
+      };
+      this.tools.set(callId, block);
+      this.push(block);
+    }
+    return block;
+  }
+
+  private fold(event: NbagentEvent): Block[] {
+    switch (event.type) {
+      case 'turn_started': {
+        this.sessionId = event.session_id || this.sessionId;
+        this.todo = null;
+        this.footer = { ...emptyFooter(event.model || this.footer.model), total: this.footer.total };
+        this.footer.running = true;
+        return [
+          this.push({ kind: 'user', key: this.nextKey('u'), rev: 0, turnId: event.turn_id, text: event.prompt })
+        ];
+      }
+      case 'text_delta':
+      case 'reasoning_delta': {
+        const reasoning = event.type === 'reasoning_delta';
+        const last = this.blocks[this.blocks.length - 1];
+        if (last && last.kind === 'text' && last.messageId === event.message_id && last.reasoning === reasoning) {
+          last.text += event.text;
+          return [last];
+        }
+        return [
+          this.push({
+            kind: 'text',
+            key: this.nextKey(reasoning ? 'r' : 't'),
+            rev: 0,
+            messageId: event.message_id,
+            text: event.text,
+            reasoning
+          })
+        ];
+      }
+      case 'tool_pending':
+        return [this.toolBlock(event.call_id, event.tool)];
+      case 'tool_running': {
+        const block = this.toolBlock(event.call_id, event.tool);
+        block.status = 'running';
+        block.input = event.input;
+        block.title = event.title;
+        return [block];
+      }
+      case 'tool_output': {
+        const block = this.tools.get(event.call_id);
+        if (!block) {
+          return [];
+        }
+        block.live = (block.live + event.chunk).slice(-LIVE_TAIL_CHARS);
+        return [block];
+      }
+      case 'tool_completed': {
+        const block = this.toolBlock(event.call_id, event.tool);
+        block.status = 'completed';
+        block.input = Object.keys(event.input).length ? event.input : block.input;
+        block.output = event.output;
+        block.title = event.title || block.title;
+        block.live = '';
+        return [block];
+      }
+      case 'tool_error': {
+        const block = this.toolBlock(event.call_id, event.tool);
+        block.status = 'error';
+        block.input = Object.keys(event.input).length ? event.input : block.input;
+        block.error = event.error;
+        block.live = '';
+        return [block];
+      }
+      case 'diff': {
+        const block = this.tools.get(event.call_id);
+        if (!block) {
+          return [];
+        }
+        block.diffs.push(event);
+        return [block];
+      }
+      case 'permission_asked': {
+        const block: PermissionBlock = {
+          kind: 'permission',
+          key: this.nextKey('p'),
+          rev: 0,
+          asked: event,
+          replied: null,
+          sent: false
+        };
+        this.permissions.set(event.request_id, block);
+        const owner = event.call_id ? this.tools.get(event.call_id) : undefined;
+        const at = owner ? this.blocks.indexOf(owner) : -1;
+        if (at >= 0) {
+          let index = at + 1;
+          while (index < this.blocks.length && this.blocks[index].kind === 'permission') {
+            index += 1;
+          }
+          this.blocks.splice(index, 0, block);
+        } else {
+          this.push(block);
+        }
+        return [block];
+      }
+      case 'permission_replied': {
+        const block = this.permissions.get(event.request_id);
+        if (!block) {
+          return [];
+        }
+        block.replied = event;
+        return [block];
+      }
+      case 'todo_updated': {
+        if (!this.todo) {
+          this.todo = this.push({ kind: 'todo', key: this.nextKey('todo'), rev: 0, todos: [] });
+        }
+        this.todo.todos = event.todos;
+        return [this.todo];
+      }
+      case 'notice':
+        return [this.addNotice(event.message, event.level)];
+      case 'error':
+        return [this.addNotice(event.message, 'error', event.hint)];
+      case 'retrying': {
+        const gone = this.blocks.filter(
+          b =>
+            (b.kind === 'text' && b.messageId === event.discard_message_id) ||
+            (b.kind === 'tool' && b.status === 'pending')
+        );
+        this.blocks = this.blocks.filter(b => !gone.includes(b));
+        for (const b of gone) {
+          if (b.kind === 'tool') {
+            this.tools.delete(b.callId);
+          }
+        }
+        return [
+          this.addNotice(
+            `Retry ${event.attempt}/${event.max_attempts - 1} in ${event.wait.toFixed(1)}s: ${event.reason.slice(0, 300)}`,
+            'warning'
+          )
+        ];
+      }
+      case 'compaction':
+        return [
+          this.addNotice(
+            `Context compacted (${event.tokens_before.toLocaleString()} → ${event.tokens_after.toLocaleString()} tokens).`,
+            'info',
+            '',
+            event.summary
+          )
+        ];
+      case 'usage':
+        this.footer.total = event.total;
+        this.footer.model = event.model;
+        this.footer.contextTokens = event.context_tokens;
+        this.footer.contextLimit = event.context_limit;
+        this.footer.steps = event.step;
+        return [];
+      case 'turn_finished':
+        this.footer.steps = event.steps;
+        this.footer.reason = event.reason;
+        this.footer.running = false;
+        for (const tool of this.tools.values()) {
+          if (tool.status === 'pending' || tool.status === 'running') {
+            tool.status = 'error';
+            tool.error = tool.error || `interrupted (${event.reason})`;
+            tool.rev += 1;
+          }
+        }
+        return [];
+      case 'step_started':
+      case 'context':
+        return [];
+      default:
+        return [];
+    }
+  }
+}
+
+export function emptyFooter(model: string): Footer {
+  return { model, total: null, contextTokens: 0, contextLimit: 0, steps: 0, reason: '', running: false };
+}
+
+/** "model · 1,234 tokens · $0.0012 · context 12%" */
+export function footerText(footer: Footer): string {
+  const parts: string[] = [];
+  if (footer.model) {
+    parts.push(footer.model);
+  }
+  if (footer.total) {
+    const t = footer.total;
+    parts.push(`${t.input_tokens.toLocaleString('en-US')} in / ${t.output_tokens.toLocaleString('en-US')} out`);
+    parts.push(t.cost === null || t.cost === undefined ? 'cost unknown' : `$${t.cost.toFixed(4)}`);
+  }
+  if (footer.contextLimit > 0) {
+    const share = Math.round((100 * footer.contextTokens) / footer.contextLimit);
+    parts.push(`context ${share}% of ${footer.contextLimit.toLocaleString('en-US')}`);
+  }
+  return parts.join(' · ');
+}
+
+/** The rules an "Always" answer saves, written `permission: pattern`. */
+export function alwaysRules(asked: PermissionAsked): string[] {
+  const raw = (asked.details as Record<string, unknown>)['always_rules'];
+  if (Array.isArray(raw) && raw.length) {
+    return raw
+      .filter((r): r is Record<string, unknown> => typeof r === 'object' && r !== null)
+      .map(r => `${String(r['permission'])}: ${String(r['pattern'])}`);
+  }
+  return asked.always.map(a => (a.includes(':') ? a : `${asked.tool}: ${a}`));
+}
+
+/** One line saying what a tool call does (as the CLI and the cell widget say it). */
+export function summarizeInput(tool: string, input: Record<string, unknown>): string {
+  for (const key of ['command', 'file_path', 'pattern', 'url', 'notebook_path', 'name', 'code', 'description']) {
+    const value = input[key];
+    if (typeof value === 'string' && value.trim()) {
+      const line = value.trim().split('\n')[0];
+      return line.length > 120 ? `${line.slice(0, 117)}...` : line;
+    }
+  }
+  if (tool === 'todowrite') {
+    const todos = input['todos'];
+    return `${Array.isArray(todos) ? todos.length : 0} items`;
+  }
+  const text = JSON.stringify(input);
+  return text === '{}' ? '' : text.length > 120 ? `${text.slice(0, 117)}...` : text;
+}

@@ -30,6 +30,14 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
 _OPEN_SESSIONS: list[Session] = []
 
 
+def require(available: bool, what: str) -> None:
+    """A test needs something scripts/bootstrap installs: in CI its absence fails, locally it skips."""
+    if not available:
+        if os.environ.get("CI"):
+            pytest.fail(f"{what} is missing; scripts/bootstrap installs it")
+        pytest.skip(f"{what} is missing (run scripts/bootstrap)")
+
+
 @pytest.fixture(autouse=True)
 async def _close_clients() -> AsyncIterator[None]:
     """Close the sessions a test made (their HTTP clients, background shells) and litellm's cached

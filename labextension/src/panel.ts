@@ -584,7 +584,11 @@ export class ChatPanel extends Widget {
       parts.push(el('pre', 'nba-pre', clipMiddle(details['code'] as string, 4000)));
     }
     if (typeof details['diff'] === 'string' && details['diff']) {
-      parts.push(this.diffNode({ path: 'proposed change', diff: details['diff'] as string, additions: 0, deletions: 0 }));
+      const diff = details['diff'] as string;
+      const changed = diff.split('\n').filter(line => !line.startsWith('+++') && !line.startsWith('---'));
+      const additions = changed.filter(line => line.startsWith('+')).length;
+      const deletions = changed.filter(line => line.startsWith('-')).length;
+      parts.push(this.diffNode({ path: 'proposed change', diff, additions, deletions }));
     }
     const rules = alwaysRules(asked);
     if (block.replied) {

@@ -445,7 +445,11 @@ def permission_html(block: PermissionBlock, *, include_reply: bool = True) -> st
         lines.append(_pre(_clip_middle(code, 4000), max_height="14em"))
     diff = asked.details.get("diff") if isinstance(asked.details, dict) else None
     if isinstance(diff, str) and diff:
-        lines.append(diff_html(DiffProduced(call_id="", path="proposed change", diff=diff)))
+        changed = [ln for ln in diff.splitlines() if not ln.startswith(("+++", "---"))]
+        adds = sum(1 for ln in changed if ln.startswith("+"))
+        dels = sum(1 for ln in changed if ln.startswith("-"))
+        proposed = DiffProduced(call_id="", path="proposed change", diff=diff, additions=adds, deletions=dels)
+        lines.append(diff_html(proposed))
     if include_reply and block.replied is not None:
         r = block.replied
         verb = {"once": "✓ allowed once", "always": "✓ always allowed", "reject": "✗ denied"}[r.reply]

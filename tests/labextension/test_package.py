@@ -12,10 +12,9 @@ import sys
 import zipfile
 from pathlib import Path
 
-import pytest
-
 from nbagent import __version__
 from nbagent.core.events import event_json_schema
+from tests.conftest import require
 
 REPO = Path(__file__).resolve().parents[2]
 EXT = REPO / "labextension"
@@ -24,10 +23,7 @@ GENERATED = EXT / "src" / "generated" / "events.ts"
 
 
 def _need(path: Path, what: str) -> None:
-    if not path.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{what} missing: {path} (scripts/bootstrap builds it)")
-        pytest.skip(f"{what} missing: {path} (run scripts/build-labextension)")
+    require(path.exists(), f"{what} ({path})")
 
 
 def test_one_version_for_python_and_the_extension() -> None:
@@ -63,17 +59,18 @@ def test_event_types_are_generated_from_the_python_schema() -> None:
 
 def test_typescript_unit_tests_pass() -> None:
     _need(EXT / "node_modules" / ".bin" / "vitest", "the extension's node_modules")
-    if shutil.which("node") is None:
-        pytest.skip("node is not installed")
+    require(shutil.which("node") is not None, "node")
     result = subprocess.run(
         [str(EXT / "node_modules" / ".bin" / "vitest"), "run", "--reporter=dot"],
         cwd=EXT,
         capture_output=True,
         text=True,
         timeout=180,
+        env={**os.environ, "NO_COLOR": "1", "FORCE_COLOR": "0"},
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    assert re.search(r"Tests\s+\d+ passed", result.stdout), result.stdout[-2000:]
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout)  # vitest colours its output under CI=true
+    assert re.search(r"Tests\s+\d+ passed", plain), plain[-2000:]
 
 
 def test_the_wheel_ships_the_prebuilt_extension(tmp_path: Path) -> None:

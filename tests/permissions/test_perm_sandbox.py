@@ -22,10 +22,12 @@ from nbagent.permissions.sandbox import (
     sandbox_config,
     wrap_command,
 )
+from tests.conftest import require
 
-pytestmark = pytest.mark.skipif(
-    sandbox_available() is not None, reason=f"no sandbox here: {sandbox_available()}"
-)
+
+@pytest.fixture(autouse=True)
+def _sandbox_here() -> None:
+    require(sandbox_available() is None, f"bubblewrap ({sandbox_available()})")
 
 
 def run(argv: list[str], root: Path, cfg: SandboxConfig, tmp: Path) -> subprocess.CompletedProcess[str]:

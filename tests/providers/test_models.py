@@ -130,8 +130,7 @@ def test_off_peak_prices_apply_inside_their_windows() -> None:
     name = next(
         (n for n in ("deepseek/deepseek-v4-flash", "deepseek/deepseek-flash") if models.model_info(n)), None
     )
-    if name is None:
-        pytest.skip("this litellm has no off-peak priced model")
+    assert name is not None, "the pinned litellm's price map has an off-peak priced model"
     info = models.model_info(name)
     assert info is not None
     block = info.raw["off_peak_pricing"]

@@ -11,6 +11,7 @@ import pytest
 
 from nbagent.tools.base import PermissionQuery, Tool, ToolContext, ToolFailure, ToolResult
 from nbagent.tools.search import GlobTool, GrepTool, glob_regex, rg_path
+from tests.conftest import require
 
 
 @pytest.fixture(params=["rg", "python"])
@@ -19,8 +20,7 @@ def engine(
 ) -> str:
     """Run each test once with ripgrep and once with the fallback (PATH without rg)."""
     if request.param == "rg":
-        if shutil.which("rg") is None:
-            pytest.skip("ripgrep is not installed")
+        require(shutil.which("rg") is not None, "ripgrep")
     else:
         monkeypatch.setenv("PATH", str(tmp_path_factory.mktemp("empty-path")))
         assert rg_path() is None

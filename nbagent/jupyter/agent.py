@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nbagent.core.commands import CommandOutput, run_command
 from nbagent.core.config import Config, load_config
 from nbagent.core.errors import NbagentError
 from nbagent.core.events import Compacted, Event, TurnFinished, UsageUpdated
@@ -556,7 +557,6 @@ class NotebookAgent:
         """``%agent /command``: notebook commands here, the rest through the core's slash commands."""
         from nbagent.core.commands import HELP as CORE_HELP
         from nbagent.core.commands import parse
-        from nbagent.core.commands import run_command as core_command
 
         def show(text: str) -> None:
             bundle = {"text/markdown": text, "text/plain": text}
@@ -595,16 +595,22 @@ class NotebookAgent:
         assert session is not None
         if session.busy:
             raise CellError("A turn is running.", "Wait for it, or press its Stop button.")
-        out = await core_command(session, line)
+        out = await self.apply_command(session, line)
+        if out.text:
+            show(out.text)
+        if out.prompt:
+            await self._turn(CellOptions(), out.prompt, None, cell_id, awaited=True)
+
+    async def apply_command(self, session: Session, line: str) -> CommandOutput:
+        """Run a shared slash command and apply what concerns the notebook (a summary to record in
+        its metadata, a new session); the caller shows the text and runs any prompt."""
+        out = await run_command(session, line)
         for event in out.events:
             if isinstance(event, Compacted):
                 self._pending_compaction = event.summary
         if out.action == "new_session":
             self.drop_session()
-        if out.text:
-            show(out.text)
-        if out.prompt:
-            await self._turn(CellOptions(), out.prompt, None, cell_id, awaited=True)
+        return out
 
     def _sessions_text(self) -> str:
         path = self.notebook_path

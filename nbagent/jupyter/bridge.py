@@ -389,8 +389,7 @@ class Bridge:
             self.send(comm, _error(exc))
 
     async def _command(self, comm: Any, line: str) -> None:
-        from nbagent.core.commands import HELP, parse, run_command
-        from nbagent.core.events import Compacted
+        from nbagent.core.commands import HELP, parse
 
         agent = self.agent
         name, arg = parse(line)
@@ -423,12 +422,10 @@ class Bridge:
             result("A turn is running: wait for it, or press Stop.")
             return
         session = self._session()
-        out = await run_command(session, line)
-        for event in out.events:
-            if isinstance(event, Compacted):
-                agent._pending_compaction = event.summary
+        out = await agent.apply_command(session, line)
         if out.action == "new_session":
-            self._new_session()
+            self.broadcast(self.status())
+            self.broadcast({"type": "history", "session_id": None, "events": []})
         if out.text:
             result(out.text)
         self.broadcast(self.status())

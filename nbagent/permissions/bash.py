@@ -134,14 +134,16 @@ def _ansi_c(body: str) -> str:
     return _ANSI_C.sub(sub, body)
 
 
-def _unescape_unquoted(text: str) -> str:
+def _unescape(text: str, escapable: str | None) -> str:
+    """Drop the backslashes bash drops: before any character (``escapable`` None: unquoted words) or
+    only before the given ones (inside double quotes); a backslash-newline joins lines."""
     if "\\" not in text:
         return text
     out: list[str] = []
     i, n = 0, len(text)
     while i < n:
         c = text[i]
-        if c == "\\" and i + 1 < n:
+        if c == "\\" and i + 1 < n and (escapable is None or text[i + 1] in escapable):
             if text[i + 1] != "\n":
                 out.append(text[i + 1])
             i += 2
@@ -149,23 +151,14 @@ def _unescape_unquoted(text: str) -> str:
         out.append(c)
         i += 1
     return "".join(out)
+
+
+def _unescape_unquoted(text: str) -> str:
+    return _unescape(text, None)
 
 
 def _unescape_dquoted(text: str) -> str:
-    if "\\" not in text:
-        return text
-    out: list[str] = []
-    i, n = 0, len(text)
-    while i < n:
-        c = text[i]
-        if c == "\\" and i + 1 < n and text[i + 1] in '$`"\\\n':
-            if text[i + 1] != "\n":
-                out.append(text[i + 1])
-            i += 2
-            continue
-        out.append(c)
-        i += 1
-    return "".join(out)
+    return _unescape(text, '$`"\\\n')
 
 
 def _join_cwd(cwd: str | None, target: str) -> str | None:

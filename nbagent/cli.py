@@ -44,6 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_options(run)
     run.add_argument("--yes", "-y", action="store_true", help="approve every request that rules do not deny")
     run.add_argument(
+        "--trust-project",
+        action="store_true",
+        help="run the project's own hooks for this run without asking (not saved; --yes does not do this)",
+    )
+    run.add_argument(
         "--output-format",
         choices=["text", "json", "stream-json"],
         default="text",
@@ -67,8 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     sessions.add_argument("--all", action="store_true", help="sessions of every project")
     sessions.add_argument("--limit", type=int, default=20)
 
-    export = sub.add_parser("export", help="print a session as a markdown transcript")
+    export = sub.add_parser("export", help="print a session as a markdown transcript (secrets redacted)")
     export.add_argument("session_id", help="session id or a unique prefix")
+    export.add_argument("--json", action="store_true", help="print the session as one JSON document")
 
     demo = sub.add_parser("demo", help="run the demo task with the built-in scripted model (no API key)")
     demo.add_argument("--keep", action="store_true", help="keep the demo's temporary project folder")
@@ -80,6 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
     cfg_sub.add_parser("show", help="print the merged configuration for the current directory")
 
     sub.add_parser("events-schema", help="print the JSON schema of the event stream")
+
+    trust = sub.add_parser("trust", help="trust a project folder to run its hooks (or --revoke, --list)")
+    trust.add_argument(
+        "path", nargs="?", type=Path, default=None, help="the folder (default: the current one)"
+    )
+    trust_how = trust.add_mutually_exclusive_group()
+    trust_how.add_argument("--revoke", action="store_true", help="forget the trust of the folder")
+    trust_how.add_argument("--list", dest="list_", action="store_true", help="list the trusted folders")
 
     from nbagent.permissions.check import add_cli
 
@@ -129,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
             from nbagent.jupyter.execute import run_from_args
 
             return run_from_args(args)
+        if args.command == "trust":
+            return cmd_trust(args)
         if args.command == "events-schema":
             from nbagent.core.events import event_json_schema
 
@@ -161,6 +177,12 @@ def cmd_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_trust(args: argparse.Namespace) -> int:
+    from nbagent.ext.trust import trust_command
+
+    return trust_command(args.path, revoke=args.revoke, list_=args.list_)
+
+
 def open_store(config: Any) -> Any:
     from nbagent.store import SessionStore
 
@@ -189,12 +211,21 @@ def cmd_sessions(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from nbagent.core.config import load_config
-    from nbagent.store import export_markdown
+    import json
 
-    store = open_store(load_config(Path.cwd().resolve()))
+    from nbagent.core.config import load_config
+    from nbagent.core.scrub import Scrubber
+    from nbagent.store.export import export_json, export_markdown
+
+    config = load_config(Path.cwd().resolve())
+    store = open_store(config)
     info, messages = store.load_session(store.resolve_id(args.session_id))
-    print(export_markdown(info, messages, store.summaries(info.id)))
+    project = info.project if info.project is not None and info.project.is_dir() else Path.cwd().resolve()
+    scrubber = Scrubber.for_project(project, config)  # the environment's, the config's and the .env secrets
+    if args.json:
+        print(json.dumps(export_json(info, messages, store.summaries(info.id), scrubber), indent=1))
+    else:
+        print(export_markdown(info, messages, store.summaries(info.id), scrubber))
     return EXIT_OK
 
 
@@ -224,10 +255,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
             raise NbagentError(f"No session to continue in {root}.", "Start one with `nbagent run PROMPT`.")
         resume_id = latest.id
+    options: dict[str, Any] = {
+        "api_key": args.api_key,
+        "headless": headless,
+        "trust_project": args.trust_project,
+    }
     if resume_id:
-        session = Session.resume(root, config, store, resume_id, api_key=args.api_key, headless=headless)
+        session = Session.resume(root, config, store, resume_id, **options)
     else:
-        session = Session(root, config, api_key=args.api_key, headless=headless, store=store)
+        session = Session(root, config, store=store, **options)
     return run_session(session, " ".join(args.prompt), args.output_format, interactive=interactive)
 
 

@@ -25,6 +25,7 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("NBAGENT_CONFIG_DIR", str(home / "config"))
     monkeypatch.setenv("NBAGENT_DATA_DIR", str(home / "data"))
+    monkeypatch.setenv("NBAGENT_CACHE_DIR", str(home / "cache"))
 
 
 _OPEN_SESSIONS: list[Session] = []

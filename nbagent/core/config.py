@@ -54,6 +54,18 @@ class ContextConfig(_Strict):
     )
 
 
+class ShellConfig(_Strict):
+    pass_env: list[str] = Field(
+        default_factory=list,
+        description="Environment variables that commands still see although their names look secret"
+        " (names or fnmatch patterns, e.g. GITHUB_TOKEN). Provider API keys and other secret-named"
+        " variables are removed from every command's environment unless listed here.",
+    )
+    max_output_mb: float = Field(
+        50, gt=0, description="Cap on one command's saved output, in MB; at the cap the command is stopped."
+    )
+
+
 class Config(_Strict):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"title": "nbagent configuration"})
 
@@ -73,6 +85,7 @@ class Config(_Strict):
         None, description="Path of the session store (SQLite); default: the user data dir."
     )
     context: ContextConfig = Field(default_factory=ContextConfig)
+    shell: ShellConfig = Field(default_factory=ShellConfig)
     # Sections owned by other domains; validated by their own models where they are used.
     permission: dict[str, Any] = Field(default_factory=dict)
     agent: dict[str, Any] = Field(default_factory=dict)

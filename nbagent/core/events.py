@@ -92,6 +92,7 @@ class PermissionAsked(_Event):
     reason: str = ""
     always: list[str] = Field(default_factory=list)  # scoped rules an "always" reply would save
     details: dict[str, Any] = Field(default_factory=dict)
+    person_only: bool = False  # --yes, bypass and headless policies cannot approve it: a person must
 
 
 class PermissionReplied(_Event):

@@ -340,7 +340,10 @@ class TurnRunner:
         self, part: ToolPart, error: str, data: dict[str, Any] | None = None, started: float = 0.0
     ) -> None:
         part.state = ToolError(
-            input=data or {}, raw_input=self._raw(part) if data is None else "", error=error, started=started
+            input=data or {},
+            raw_input=self._raw(part) if data is None else "",
+            error=self.session.scrub(error),
+            started=started,
         )
         self._emit_error(part)
 
@@ -421,24 +424,26 @@ class TurnRunner:
         except Exception as exc:  # a bug in a tool must not end the session
             self._fail(part, f"The tool failed unexpectedly: {type(exc).__name__}: {exc}", data, started)
             return None
-        output = result.output
+        # Known secrets never enter the session (nor the model's context, the store, the events).
+        output = s.scrub(result.output)
+        title, metadata = s.scrub(result.title), s.scrubber.json(result.metadata)
         file_path = data.get("file_path")
         if tool.name == "read" and isinstance(file_path, str):
             output += s.nested_memory_note(ctx.resolve(file_path))
         post = await s.run_hook(
             "PostToolUse",
-            {"tool_input": data, "tool_response": {"output": output, "title": result.title}},
+            {"tool_input": data, "tool_response": {"output": output, "title": title}},
             tool_name=part.tool,
         )
         if post.blocked:
-            output += f"\n\n<hook>PostToolUse: {post.reason}</hook>"
+            output += s.scrub(f"\n\n<hook>PostToolUse: {post.reason}</hook>")
         if post.additional_context:
-            output += f"\n\n<hook>{post.additional_context}</hook>"
+            output += s.scrub(f"\n\n<hook>{post.additional_context}</hook>")
         part.state = ToolCompleted(
             input=data,
             output=output,
-            title=result.title,
-            metadata=result.metadata,
+            title=title,
+            metadata=metadata,
             attachments=result.attachments,
             started=started,
         )
@@ -449,8 +454,8 @@ class TurnRunner:
                 tool=part.tool,
                 input=data,
                 output=output,
-                title=result.title,
-                metadata=result.metadata,
+                title=title,
+                metadata=metadata,
                 attachments=result.attachments,
             )
         )

@@ -28,6 +28,9 @@ class Decision(BaseModel):
     reason: str = ""
     always: list[str] = Field(default_factory=list)  # scoped rules an "always" reply would save
     details: dict[str, Any] = Field(default_factory=dict)
+    # Only a person may approve: --yes, bypass mode and the headless policy never do (a command the
+    # analysis cannot see while deny rules exist, a request to trust a folder's code).
+    person_only: bool = False
 
 
 class PermissionPolicy(Protocol):
@@ -61,6 +64,7 @@ class _Pending:
     query: PermissionQuery
     decision: Decision
     future: asyncio.Future[tuple[ReplyKind, str]]
+    remember: bool = True  # an "always" reply saves the decision's rules through the policy
 
 
 class PermissionBroker:
@@ -108,19 +112,25 @@ class PermissionBroker:
                 reason=decision.reason or decision.rule,
                 always=decision.always,
                 details={**query.metadata, **decision.details},
+                person_only=decision.person_only,
             )
         )
         if self.headless is not None:
-            reply: ReplyKind = "once" if self.headless == "allow" else "reject"
+            allow = self.headless == "allow" and not decision.person_only
+            reply: ReplyKind = "once" if allow else "reject"
+            by = f"headless policy: {self.headless}" + (
+                " (only a person may approve this)" if decision.person_only else ""
+            )
             self.emit(
-                PermissionReplied(
-                    session_id=self.session_id,
-                    request_id=request_id,
-                    reply=reply,
-                    by=f"headless policy: {self.headless}",
-                )
+                PermissionReplied(session_id=self.session_id, request_id=request_id, reply=reply, by=by)
             )
             if reply == "reject":
+                if decision.person_only:
+                    raise PermissionRejected(
+                        f"Permission for {query.permission} {target} was refused: only a person may approve it"
+                        f" ({decision.reason or decision.rule}), and no one can answer prompts in this run;"
+                        " --yes does not approve it. Change the request, or run interactively."
+                    )
                 raise PermissionRejected(
                     f"Permission for {query.permission} {target} was refused: no one can answer prompts in this"
                     " run (headless policy: deny). Run with --yes, or allow it in nbagent.json."
@@ -137,6 +147,41 @@ class PermissionBroker:
                 f"The user refused {query.permission} {target}.", feedback, stops_turn=True
             )
 
+    async def ask_person(
+        self, query: PermissionQuery, reason: str, always: list[str] | None = None
+    ) -> ReplyKind:
+        """Ask a person directly, past the policy: no rule, mode, --yes or headless policy answers this
+        (trusting a folder's code). Headless runs get "reject". The caller acts on the reply, an "always"
+        included: nothing is saved as a permission rule."""
+        decision = Decision(action="ask", reason=reason, always=always or [], person_only=True)
+        request_id = new_id("perm")
+        self.emit(
+            PermissionAsked(
+                session_id=self.session_id,
+                request_id=request_id,
+                tool=query.permission,
+                title=query.title or f"{query.permission} {', '.join(query.patterns)}",
+                patterns=query.patterns,
+                reason=reason,
+                always=decision.always,
+                details=dict(query.metadata),
+                person_only=True,
+            )
+        )
+        if self.headless is not None:
+            by = f"headless policy: {self.headless} (only a person may approve this)"
+            self.emit(
+                PermissionReplied(session_id=self.session_id, request_id=request_id, reply="reject", by=by)
+            )
+            return "reject"
+        future: asyncio.Future[tuple[ReplyKind, str]] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = _Pending(query, decision, future, remember=False)
+        try:
+            kind, _feedback = await future
+        finally:
+            self._pending.pop(request_id, None)
+        return kind
+
     def reply(self, request_id: str, kind: ReplyKind, feedback: str = "", by: str = "user") -> None:
         pending = self._pending.get(request_id)
         if pending is None or pending.future.done():
@@ -147,7 +192,7 @@ class PermissionBroker:
             )
         )
         pending.future.set_result((kind, feedback))
-        if kind == "always":
+        if kind == "always" and pending.remember:
             self.policy.remember(pending.query, pending.decision)
             saved = ", ".join(pending.decision.always)
             for other_id, other in list(self._pending.items()):

@@ -11,7 +11,6 @@ import asyncio
 import json
 import os
 import platform
-import subprocess
 import time
 from collections.abc import AsyncIterator
 from datetime import date
@@ -29,9 +28,13 @@ from nbagent.core.events import Compacted, ContextReport, Event, Notice, TurnFin
 from nbagent.core.loop import TurnRunner, close_dangling
 from nbagent.core.messages import Message, ToolCompleted, ToolPart, Usage, new_id
 from nbagent.core.permission import HeadlessPolicy, PermissionBroker, PermissionPolicy, ReplyKind
+from nbagent.core.scrub import Scrubber
 from nbagent.ext.hooks import HookOutcome, HookRunner
+from nbagent.ext.trust import ProjectTrust
 from nbagent.permissions.policy import RulePolicy
 from nbagent.permissions.sandbox import SandboxUnavailable, sandbox_config, wrap_command
+from nbagent.permissions.sandbox_guard import STATE_KEY as GUARD_KEY
+from nbagent.permissions.sandbox_guard import ProtectedGuard, guard_of
 from nbagent.providers.base import ModelRequest, Provider
 from nbagent.providers.wire import to_openai
 from nbagent.tools.base import (
@@ -42,6 +45,8 @@ from nbagent.tools.base import (
     ToolFailure,
     default_output_dir,
 )
+from nbagent.tools.shell_env import ShellOptions
+from nbagent.tools.spill import cache_dir, private_dir
 
 if TYPE_CHECKING:
     from nbagent.store import SessionStore, TurnChanges, UndoLog, UndoResult
@@ -61,17 +66,10 @@ def base_system_prompt() -> str:
 
 
 def _git_repo(root: Path) -> bool:
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "--is-inside-work-tree"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return out.stdout.strip() == "true"
+    from nbagent.store.safe_git import run_git  # never a program the repository controls
+
+    out = run_git(root, "rev-parse", "--is-inside-work-tree", timeout=5)
+    return out is not None and out.stdout.strip() == b"true"
 
 
 class ContextFull(NbagentError):
@@ -115,6 +113,7 @@ class Session:
         session_id: str | None = None,
         messages: list[Message] | None = None,
         store: SessionStore | None = None,
+        trust_project: bool = False,
     ) -> None:
         if not config.model:
             raise ConfigError(
@@ -127,6 +126,9 @@ class Session:
         self.id = session_id or new_id("ses")
         self.model: str = config.model
         self.api_key = api_key  # never persisted
+        # Knows the secrets of the environment, the config, the project's .env files and api_key: tool
+        # outputs pass through it before they enter the history, records and exports after.
+        self._scrubber = Scrubber.for_project(self.root, config, api_key)
         self.messages: list[Message] = list(messages or [])
         self.usage = Usage()
         self.provider = provider or make_provider(config)
@@ -142,6 +144,9 @@ class Session:
         # Validated now, so a broken config fails before any work starts.
         self.policy: PermissionPolicy = policy or RulePolicy(self.root, config)
         self.hooks = HookRunner(config, self.root, self.id)
+        # Project hooks run once the folder is trusted (asked when the first would run); trust_project:
+        # trusted for this session (--trust-project), never saved.
+        self.project_trust = ProjectTrust(self.root, self.hooks.project_sources, forced=trust_project)
         self.sandbox = sandbox_config(self.root, config)
         self._sandbox_warned = False
         self.hooks_started = False
@@ -367,10 +372,12 @@ class Session:
         state = part.state
         if not isinstance(state, ToolCompleted):
             return None
-        directory = default_output_dir() / self.id
-        directory.mkdir(parents=True, exist_ok=True)
+        directory = private_dir(default_output_dir() / self.id)
         path = directory / f"{part.call_id}.txt"
-        path.write_text(state.output, encoding="utf-8")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            os.fchmod(fh.fileno(), 0o600)
+            fh.write(state.output)
         return path
 
     def prune(self, *, force: bool = False) -> int:
@@ -478,6 +485,18 @@ class Session:
             auto=auto,
         )
 
+    # -- secrets --------------------------------------------------------------------------------
+
+    @property
+    def scrubber(self) -> Scrubber:
+        """This session's scrubber, rebuilt when a ``.env`` file or the environment changed."""
+        self._scrubber = self._scrubber.refreshed()
+        return self._scrubber
+
+    def scrub(self, text: str) -> str:
+        """``text`` without the secrets this session knows of (and the shapes of others)."""
+        return self.scrubber.text(text)
+
     # -- history --------------------------------------------------------------------------------
 
     def append(self, message: Message) -> None:
@@ -560,6 +579,13 @@ class Session:
             force = (hook_reason or "a PreToolUse hook asks to confirm") if hook_decision == "ask" else ""
             await self.broker.check(query, call_id, force_ask=force)
 
+        def after_command() -> list[str]:
+            guard = self.tool_state.get(GUARD_KEY)
+            notes = guard.end() if isinstance(guard, ProtectedGuard) else []
+            for note in notes:
+                self._emit(Notice(session_id=self.id, level="warning", message=note))
+            return notes
+
         return ToolContext(
             root=self.root,
             session_id=self.id,
@@ -567,14 +593,24 @@ class Session:
             files=self.files,
             emit=self._emit,
             ask=ask,
+            screen=lambda query: self.policy.evaluate(query).action,
             state=self.tool_state,
             before_change=self._record_before,
             wrap_argv=self._wrap_argv,
+            shell=ShellOptions(
+                pass_env=tuple(self.config.shell.pass_env),
+                hidden_values=(self.api_key,) if self.api_key else (),
+                max_output_bytes=int(self.config.shell.max_output_mb * 1_000_000),
+                after_command=after_command,
+            ),
         )
 
     def _wrap_argv(self, argv: list[str]) -> list[str]:
-        tmp = default_output_dir() / "sandbox-tmp"
-        tmp.mkdir(parents=True, exist_ok=True)
+        """A command wrapped in the sandbox (when enabled); its TMPDIR is private to this session, and
+        the guard notes which protected project paths exist before it runs (sandbox_guard)."""
+        tmp = cache_dir() / "sandbox-tmp" / self.id
+        if self.sandbox.enabled:
+            private_dir(tmp)
         try:
             wrapped, warning = wrap_command(argv, self.root, self.sandbox, tmp)
         except SandboxUnavailable as exc:
@@ -582,6 +618,10 @@ class Session:
         if warning and not self._sandbox_warned:
             self._sandbox_warned = True
             self._emit(Notice(session_id=self.id, level="warning", message=warning))
+        if wrapped is not argv:
+            guard_of(
+                self.tool_state, self.root, lambda: private_dir(cache_dir() / "quarantine" / self.id)
+            ).begin()
         return wrapped
 
     # -- hooks --------------------------------------------------------------------------------
@@ -590,12 +630,23 @@ class Session:
         self, event: str, payload: dict[str, Any], tool_name: str | None = None
     ) -> HookOutcome:
         """Run the configured hooks for ``event``; their messages and errors become notices."""
-        outcome = await self.hooks.run(event, payload, tool_name)
+        outcome = await self.hooks.run(event, payload, tool_name, trust=self._trust_project)
         for line in outcome.messages:
             self._emit(Notice(session_id=self.id, message=line))
         for line in outcome.errors:
             self._emit(Notice(session_id=self.id, level="warning", message=f"{event} hook: {line}"))
         return outcome
+
+    async def _trust_project(self) -> bool:
+        """Whether the project's hooks may run: asked once per session, inside a turn (where a front-end
+        can show the question); outside one they are skipped until then."""
+
+        def notice(message: str) -> None:
+            self._emit(Notice(session_id=self.id, level="warning", message=message))
+
+        return await self.project_trust.resolve(
+            self.broker.ask_person, notice, can_ask=bool(self._emit_target)
+        )
 
     def describe_permissions(self, mode: str | None = None) -> str:
         """``/permissions [mode]``: the mode, where rules come from, and a mode switch."""

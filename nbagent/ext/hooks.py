@@ -14,6 +14,9 @@ reason; exit 0 may print JSON: ``{"decision": "block", "reason": ...}``, ``{"con
 "permissionDecisionReason": ..., "updatedInput": {...}, "additionalContext": ...}}``. Any other exit
 code, invalid JSON or a timeout is a non-blocking error, reported in ``HookOutcome.errors``.
 With ``use_claude_settings`` the hooks of ``.claude/settings.json`` (and ``settings.local.json``) run too.
+
+Project hooks (from the project's ``nbagent.json`` or its ``.claude`` settings) run only in a trusted
+folder (``nbagent.ext.trust``); hooks from the user's own config always run.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import os
 import re
 import shutil
 import signal
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from nbagent.core.config import Config
 from nbagent.core.errors import ConfigError
+from nbagent.ext.trust import project_code_sources, project_config_file
 from nbagent.permissions.config import model_check, validate_section
 
 HookEvent = Literal["PreToolUse", "PostToolUse", "UserPromptSubmit", "Stop", "SessionStart", "PreCompact"]
@@ -115,6 +120,7 @@ class HookOutcome(BaseModel):
     messages: list[str] = Field(default_factory=list)  # systemMessage lines for the user
     errors: list[str] = Field(default_factory=list)  # non-blocking failures (exit codes, timeouts, bad JSON)
     ran: int = 0
+    skipped: int = 0  # project hooks not run: the folder is not trusted
 
 
 class _Result(BaseModel):
@@ -128,6 +134,19 @@ class _Result(BaseModel):
 
 def hooks_config(root: Path, config: Config) -> HooksConfig:
     return validate_section(root, config.hooks, ("hooks",), model_check(HooksConfig, "hooks"))
+
+
+def _project_events(root: Path) -> set[str]:
+    """The events whose hooks the project's ``nbagent.json`` sets (its lists replace the user's)."""
+    path = project_config_file(root)
+    if path is None:
+        return set()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return set(EVENTS)  # unreadable: count every hook as the project's
+    hooks = data.get("hooks") if isinstance(data, dict) else None
+    return {event for event in EVENTS if isinstance(hooks, dict) and event in hooks}
 
 
 def _claude_hooks(root: Path) -> tuple[list[tuple[str, HookMatcher]], list[str]]:
@@ -183,40 +202,80 @@ def _matches(matcher: str, target: str | None) -> bool:
 
 
 class HookRunner:
-    """Runs the configured hooks of an event and combines what they say."""
+    """Runs the configured hooks of an event and combines what they say.
+
+    ``trusted``: the project's hooks may run without asking (else ``run`` asks its ``trust`` callback
+    the first time one would run, and skips them when there is none or it says no).
+    """
 
     def __init__(
-        self, config: Config, root: Path, session_id: str, transcript_path: str | None = None
+        self,
+        config: Config,
+        root: Path,
+        session_id: str,
+        transcript_path: str | None = None,
+        *,
+        trusted: bool = False,
     ) -> None:
         self.root = root
         self.session_id = session_id
         self.transcript_path = transcript_path
+        self.trusted = trusted
         cfg = hooks_config(root, config)
-        self.entries: list[tuple[str, HookMatcher]] = [(ev, m) for ev in EVENTS for m in getattr(cfg, ev)]
+        project = _project_events(root)
+        # (event, matcher, from the project)
+        self.entries: list[tuple[str, HookMatcher, bool]] = [
+            (ev, m, ev in project) for ev in EVENTS for m in getattr(cfg, ev)
+        ]
         self.notes: list[str] = []
         if cfg.use_claude_settings:
             extra, self.notes = _claude_hooks(root)
-            self.entries += extra
+            self.entries += [(ev, m, True) for ev, m in extra]
+        # The project files whose code config these hooks come from (what trusting the folder covers).
+        self.project_sources = project_code_sources(root, config)
 
-    def commands(self, event: str, target: str | None) -> list[HookCommand]:
-        """The hooks that run for ``event`` on ``target`` (a tool name), duplicates removed."""
-        out: list[HookCommand] = []
+    @property
+    def has_project_hooks(self) -> bool:
+        return any(project for _, _, project in self.entries)
+
+    def matching(self, event: str, target: str | None) -> list[tuple[HookCommand, bool]]:
+        """The hooks that run for ``event`` on ``target`` (a tool name), duplicates removed, each with
+        whether it comes from the project."""
+        out: list[tuple[HookCommand, bool]] = []
         seen: set[str] = set()
-        for ev, matcher in self.entries:
+        for ev, matcher, project in self.entries:
             if ev == event and _matches(matcher.matcher, target):
                 for hook in matcher.hooks:
                     if hook.command not in seen:
                         seen.add(hook.command)
-                        out.append(hook)
+                        out.append((hook, project))
         return out
 
-    async def run(self, event: str, payload: dict[str, Any], tool_name: str | None = None) -> HookOutcome:
+    def commands(self, event: str, target: str | None) -> list[HookCommand]:
+        return [hook for hook, _ in self.matching(event, target)]
+
+    async def run(
+        self,
+        event: str,
+        payload: dict[str, Any],
+        tool_name: str | None = None,
+        *,
+        trust: Callable[[], Awaitable[bool]] | None = None,
+    ) -> HookOutcome:
+        """Run the hooks of ``event``. Project hooks run when the runner is ``trusted`` or ``trust()``
+        (called only when one would run) says so; otherwise they are skipped and counted."""
         if event not in EVENTS:
             raise ValueError(f"unknown hook event {event!r}; one of {', '.join(EVENTS)}")
         target = tool_name or payload.get("source") or payload.get("trigger")
-        hooks = self.commands(event, target if isinstance(target, str) else None)
+        matching = self.matching(event, target if isinstance(target, str) else None)
+        skipped = 0
+        untrusted = any(project for _, project in matching) and not self.trusted
+        if untrusted and (trust is None or not await trust()):
+            skipped = sum(1 for _, project in matching if project)
+            matching = [(hook, project) for hook, project in matching if not project]
+        hooks = [hook for hook, _ in matching]
         if not hooks:
-            return HookOutcome()
+            return HookOutcome(skipped=skipped)
         data: dict[str, Any] = {
             "session_id": self.session_id,
             "transcript_path": self.transcript_path,
@@ -228,7 +287,9 @@ class HookRunner:
             data["tool_name"] = tool_name
         stdin = json.dumps(data, default=str).encode()
         results = await asyncio.gather(*(self._run_one(h, stdin) for h in hooks))
-        return _combine(event, results)
+        outcome = _combine(event, results)
+        outcome.skipped = skipped
+        return outcome
 
     async def _run_one(self, hook: HookCommand, stdin: bytes) -> _Result:
         shell = shutil.which("bash") or "/bin/sh"

@@ -62,7 +62,8 @@ restart it resumes from the turns recorded in the saved notebook.
 `%agent /command` runs the commands below; in the notebook also `/attach PATH` (use PATH as this
 kernel's notebook, to resume or replay from it); `/sessions` lists the sessions recorded in the notebook.
 Environment: `NBAGENT_MODEL`, `NBAGENT_API_BASE`, `NBAGENT_REPLAY=1` (replay every cell),
-`NBAGENT_HEADLESS=allow|deny` (answer permission prompts without asking).
+`NBAGENT_HEADLESS=allow|deny` (answer permission prompts without asking), `NBAGENT_TRUST_PROJECT=1`
+(run the project's own hooks without asking; otherwise the first one asks you to trust the folder).
 """
 
 
@@ -473,7 +474,7 @@ class NotebookAgent:
                 replies = recorder.take() if recorder is not None else []
             reason = finished.reason if finished is not None else ("cancelled" if interrupted else "error")
             usage = finished.usage if finished is not None else session.usage.model_copy()
-            secrets = [s for s in (session.api_key,) if s]
+            secrets = session.scrubber  # knows the session's api_key, the environment's and .env secrets
             record = make_record(
                 session_id=session.id,
                 turn_id=transcript.turn_id or (finished.turn_id if finished else "turn_unknown"),
@@ -491,7 +492,7 @@ class NotebookAgent:
                 context_tokens=self.last_usage.context_tokens if self.last_usage else 0,
                 context_limit=self.last_usage.context_limit if self.last_usage else 0,
                 compaction=compaction[-1] if compaction else self._pending_compaction,
-                secrets=secrets,
+                scrubber=secrets,
             )
             if recorded is not None:
                 divergent = compare_results(recorded.results, record.results)

@@ -342,7 +342,7 @@ class Bridge:
             session.provider = base
         usage = finished.usage if finished is not None else session.usage.model_copy()
         reason = finished.reason if finished is not None else ("error" if failure else "cancelled")
-        secrets = [s for s in (session.api_key,) if s]
+        secrets = session.scrubber  # knows the session's api_key, the environment's and .env secrets
         last = agent.last_usage
         record = make_record(
             session_id=session.id,
@@ -361,7 +361,7 @@ class Bridge:
             context_tokens=last.context_tokens if last else 0,
             context_limit=last.context_limit if last else 0,
             compaction=compaction[-1] if compaction else agent._pending_compaction,
-            secrets=secrets,
+            scrubber=secrets,
         )
         if failure is not None:
             transcript.add_notice(f"The turn failed: {type(failure).__name__}: {failure}", "error")

@@ -3,7 +3,8 @@
 The kernel learns the notebook's path (``NBAGENT_NOTEBOOK``), so ``%%agent`` cells can resume and
 replay from it, and each execute request carries the cell id, as JupyterLab sends it. Permission
 prompts cannot be answered here: ``--yes`` allows them, otherwise they are denied (and the
-transcript says so). With ``--replay`` the recorded model replies drive every ``%%agent`` cell: no
+transcript says so); the project's own hooks run only with ``--trust-project`` or in a folder trusted
+with ``nbagent trust``. With ``--replay`` the recorded model replies drive every ``%%agent`` cell: no
 model is called; tool results that differ from the recording are reported (``--strict`` fails on them).
 """
 
@@ -25,6 +26,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--replay", action="store_true", help="replay the recorded model replies (no model calls)")
     p.add_argument("--output", "-o", type=Path, default=None, help="write the executed notebook here instead")
     p.add_argument("--yes", "-y", action="store_true", help="allow permission prompts (default: deny them)")
+    p.add_argument(
+        "--trust-project",
+        action="store_true",
+        help="run the project's own hooks without asking, for this run (--yes does not do this)",
+    )
     p.add_argument("--strict", action="store_true", help="with --replay: exit 4 when a tool result diverges")
     p.add_argument("--timeout", type=float, default=600, help="seconds per cell (default 600)")
     p.add_argument("--kernel", default=None, help="kernel name (default: the notebook's, else python3)")
@@ -36,6 +42,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         replay=args.replay,
         output=args.output,
         allow=args.yes,
+        trust_project=args.trust_project,
         strict=args.strict,
         timeout=args.timeout,
         kernel_name=args.kernel,
@@ -85,6 +92,7 @@ def execute_notebook(
     replay: bool = False,
     output: Path | None = None,
     allow: bool = False,
+    trust_project: bool = False,
     strict: bool = False,
     timeout: float = 600,
     kernel_name: str | None = None,
@@ -114,6 +122,8 @@ def execute_notebook(
     )
     if replay:
         env["NBAGENT_REPLAY"] = "1"
+    if trust_project:
+        env["NBAGENT_TRUST_PROJECT"] = "1"
     name = kernel_name or (nb.metadata.get("kernelspec") or {}).get("name") or "python3"
     client = NotebookClient(
         nb,

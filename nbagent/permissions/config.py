@@ -61,6 +61,7 @@ def parse_rules(raw: Any, where: str, source: str) -> Rules:
                         f"{source}: key '{at}': negated patterns ('!') are not supported",
                         "Write the exception as its own rule after the broader one: the last match wins.",
                     )
+                _check_pattern(name, pattern, at, source)
                 rules.append((pattern, _action(action, at, source)))
         else:
             raise ConfigError(
@@ -69,6 +70,29 @@ def parse_rules(raw: Any, where: str, source: str) -> Rules:
             )
         out.setdefault(name, []).extend(rules)
     return out
+
+
+def _check_pattern(key: str, pattern: str, at: str, source: str) -> None:
+    """A pattern that cannot be compiled is an error now, never a rule that silently never matches."""
+    import re
+    from pathlib import Path
+
+    from nbagent.permissions.defaults import PATH_KEYS
+    from nbagent.permissions.patterns import PathPattern, command_regex, plain_regex
+
+    try:
+        if key == "bash":
+            command_regex(pattern)
+        elif key in PATH_KEYS:
+            PathPattern(pattern, Path("/"))
+        else:
+            plain_regex(pattern)
+    except (re.error, ValueError, RecursionError) as exc:
+        raise ConfigError(
+            f"{source}: key '{at}': the pattern {pattern!r} is not valid ({exc})",
+            "Fix the pattern: * matches any text, ? one character, [abc] or [a-z] one of a set"
+            " (ranges go from low to high).",
+        ) from None
 
 
 def _dig(data: Any, path: tuple[str, ...]) -> Any:

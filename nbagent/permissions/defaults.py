@@ -83,13 +83,15 @@ SECRET_HOME = (
 )
 # Configuration that changes what runs or what is allowed: writing it asks (reading is fine).
 CONFIG_IN_PROJECT = (
-    ".git/config",
-    ".git/hooks",
     "nbagent.json",
-    ".nbagent/*.json",
-    ".nbagent/*.jsonc",
-    ".claude/settings.json",
-    ".claude/settings.local.json",
+    ".nbagent",
+    ".claude",
+    ".opencode",
+    "opencode.json",
+    ".mcp.json",
+    ".envrc",
+    ".vscode/tasks.json",
+    ".vscode/settings.json",
 )
 CONFIG_HOME = (
     ".config/nbagent",
@@ -139,8 +141,8 @@ def config_kind(absolute: str, rel: str | None, root: str) -> str | None:
     for sub in CONFIG_HOME:
         if _under(absolute, f"{home}/{sub}"):
             return f"~/{sub} is configuration"
-    if "/.git/hooks/" in absolute + "/" or absolute.endswith("/.git/config"):
-        return "git hooks and .git/config run commands"
+    if "/.git/" in absolute + "/":
+        return "git's own files (.git/config, hooks, a .git file's gitdir) decide which programs git runs"
     if rel is not None:
         for pat in _config_patterns(root):
             if pat.match(rel, absolute):

@@ -36,7 +36,8 @@ def _glob_piece(text: str, star: str, qmark: str) -> str:
                 body = text[i + 1 : j]
                 if body[:1] in ("!", "^"):
                     body = "^" + body[1:]
-                out.append("[" + body.replace("\\", "\\\\") + "]")
+                body = body[:1] + "".join("\\" + ch if ch in "[&~|\\" else ch for ch in body[1:])
+                out.append("[" + (body if body[:1] != "\\" else "\\" + body) + "]")
                 i = j
         else:
             out.append(re.escape(c))

@@ -29,9 +29,11 @@ from pydantic import BaseModel, Field
 from nbagent.core.errors import NbagentError
 from nbagent.core.events import TodoItem
 from nbagent.core.messages import Message, ToolCompleted, ToolPart, Usage, new_id
+from nbagent.core.private import FILE_MODE, fix_mode, private_dir, private_file, private_umask
 from nbagent.store.migrations import SCHEMA_VERSION, migrate, user_version
 
 DB_NAME = "nbagent.db"
+STORE_SIDE_FILES = ("-wal", "-shm", "-journal")  # files SQLite keeps next to the database
 BUSY_TIMEOUT = 10.0  # seconds a writer waits for another process's transaction
 _T = TypeVar("_T")
 
@@ -114,15 +116,29 @@ def _session_from_row(row: sqlite3.Row) -> SessionInfo:
     )
 
 
+def _make_private(path: Path) -> None:
+    """The store is the user's alone: its folder 0700 when nbagent owns it (the data dir, or a folder
+    created here), the database and its -wal/-shm/-journal files 0600; too open ones are fixed."""
+    folder = path.parent
+    if not folder.exists() or folder.resolve() == data_dir().resolve():
+        private_dir(folder)
+    private_file(path)
+    for suffix in STORE_SIDE_FILES:
+        fix_mode(path.with_name(path.name + suffix), FILE_MODE)
+
+
 class SessionStore:
     def __init__(self, path: Path | None = None) -> None:
         self.path = path if path is not None else data_dir() / DB_NAME
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _make_private(self.path)
         self._lock = threading.RLock()
         self._depth = 0
         # session id -> {message id: (seq, content hash)} as last committed by this object
         self._hashes: dict[str, dict[str, tuple[int, str]]] = {}
-        self._conn = self._open()
+        with private_umask():  # SQLite creates the -wal and -shm files now
+            self._conn = self._open()
+        for suffix in STORE_SIDE_FILES:
+            fix_mode(self.path.with_name(self.path.name + suffix), FILE_MODE)
 
     # -- connection and transactions ----------------------------------------------------------
 

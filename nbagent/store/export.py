@@ -1,4 +1,8 @@
-"""A session as a readable markdown transcript (``nbagent export ID``)."""
+"""A session as a readable markdown transcript or a JSON document (``nbagent export ID [--json]``).
+
+What leaves the store is scrubbed: known secrets and secret shapes become ``[redacted]``
+(:mod:`nbagent.core.scrub`; pass the session's scrubber, else one that knows the environment's).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,10 @@ from datetime import datetime
 from typing import Any
 
 from nbagent.core.messages import Message, ReasoningPart, TextPart, ToolCompleted, ToolError, ToolPart, Usage
+from nbagent.core.scrub import Scrubber, default_scrubber
 from nbagent.store.db import SessionInfo, SummaryRecord
+
+EXPORT_SCHEMA_VERSION = 1
 
 MAX_RESULT_LINES = 40
 MAX_RESULT_CHARS = 4000
@@ -114,9 +121,33 @@ def _message(message: Message) -> str:
 
 
 def export_markdown(
-    info: SessionInfo, messages: Sequence[Message], summaries: Sequence[SummaryRecord] = ()
+    info: SessionInfo,
+    messages: Sequence[Message],
+    summaries: Sequence[SummaryRecord] = (),
+    scrubber: Scrubber | None = None,
 ) -> str:
-    """The whole session: header, compaction summaries, then every message in order."""
+    """The whole session, scrubbed: header, compaction summaries, then every message in order."""
+    return (scrubber or default_scrubber()).text(_markdown(info, messages, summaries))
+
+
+def export_json(
+    info: SessionInfo,
+    messages: Sequence[Message],
+    summaries: Sequence[SummaryRecord] = (),
+    scrubber: Scrubber | None = None,
+) -> dict[str, Any]:
+    """The whole session as one JSON document (the stored models), every string scrubbed."""
+    document = {
+        "schema_version": EXPORT_SCHEMA_VERSION,
+        "session": info.model_dump(mode="json"),
+        "summaries": [s.model_dump(mode="json") for s in summaries],
+        "messages": [m.model_dump(mode="json") for m in messages],
+    }
+    scrubbed: dict[str, Any] = (scrubber or default_scrubber()).json(document)
+    return scrubbed
+
+
+def _markdown(info: SessionInfo, messages: Sequence[Message], summaries: Sequence[SummaryRecord]) -> str:
     out = [f"# {info.title or 'Session ' + info.id}", ""]
     facts = [f"- Session: `{info.id}`"]
     if info.parent_id:

@@ -6,15 +6,15 @@
 - ``metadata.nbagent`` (:func:`build_metadata`, versioned) indexes the sessions: model, agent, usage,
   cost, cells, compaction summaries. The kernel cannot write notebook metadata; ``nbagent execute``
   (and later the JupyterLab extension) does.
-- Nothing secret is written: every string goes through :func:`scrub` (API keys, auth headers,
-  values of secret-looking environment variables, environment dumps).
+- Nothing secret is written: every string goes through the session's scrubber
+  (:mod:`nbagent.core.scrub`: API keys, ``.env`` values, auth headers, credential URLs, token shapes,
+  values of secret-looking variables, environment dumps).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import time
 from collections.abc import Iterable, Mapping
@@ -25,6 +25,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from nbagent.core.messages import Message, TextPart, ToolCompleted, ToolError, ToolPart, Usage
+from nbagent.core.scrub import Scrubber, default_scrubber
 from nbagent.providers.replay import RecordedCall, RecordedStep
 
 TURN_MIME = "application/vnd.nbagent.turn+json"
@@ -39,61 +40,21 @@ RECORD_IMAGE_CHARS = 64_000  # base64 characters of images kept inline per turn
 
 # ---------------------------------------------------------------------------------------------- secrets
 
-_SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSW|CREDENTIAL|AUTH|COOKIE|PRIVATE|SESSION_ID|ACCESS)", re.I)
-_SECRET_PATTERNS = [
-    re.compile(r"sk-ant-[A-Za-z0-9_\-]{16,}"),
-    re.compile(r"sk-(?:proj-)?[A-Za-z0-9_\-]{16,}"),
-    re.compile(r"gh[pousr]_[A-Za-z0-9]{20,}"),
-    re.compile(r"github_pat_[A-Za-z0-9_]{20,}"),
-    re.compile(r"AKIA[0-9A-Z]{16}"),
-    re.compile(r"xox[abprs]-[A-Za-z0-9\-]{10,}"),
-    re.compile(r"AIza[0-9A-Za-z_\-]{30,}"),
-    re.compile(r"hf_[A-Za-z0-9]{30,}"),
-    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----"),
-]
-_HEADER = re.compile(
-    r"(?i)\b(authorization|proxy-authorization|x-api-key|api[-_]?key|x-auth-token|cookie)(\"?\s*[:=]\s*\"?)([^\s\"',}]{6,}(?:\s+[^\s\"',}]{8,})?)"
-)
-_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=\-]{12,}")
-_ENV_LINE = re.compile(r"^(?:export\s+|declare -x\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$", re.M)
-REDACTED = "[redacted]"
+
+def scrub(text: str, extra_secrets: Iterable[str] | Scrubber = ()) -> str:
+    """``text`` with secrets replaced by ``[redacted]`` (:mod:`nbagent.core.scrub`): those of the
+    environment, the shapes of known tokens, and ``extra_secrets`` (values, or a session's scrubber)."""
+    return _scrubber(extra_secrets).text(text)
 
 
-def _secret_values(extra: Iterable[str] = ()) -> list[str]:
-    values = [v for k, v in os.environ.items() if _SECRET_NAME.search(k) and len(v) >= 8]
-    values += [v for v in extra if v and len(v) >= 6]
-    return sorted(set(values), key=len, reverse=True)
+def scrub_json(value: Any, extra_secrets: Iterable[str] | Scrubber = ()) -> Any:
+    return _scrubber(extra_secrets).json(value)
 
 
-def scrub(text: str, extra_secrets: Iterable[str] = ()) -> str:
-    """``text`` with secrets replaced by ``[redacted]``."""
-    if not text:
-        return text
-    for value in _secret_values(extra_secrets):
-        if value in text:
-            text = text.replace(value, REDACTED)
-    for pattern in _SECRET_PATTERNS:
-        text = pattern.sub(REDACTED, text)
-    text = _HEADER.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
-    text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
-    env_lines = [m for m in _ENV_LINE.finditer(text) if m.group(1) in os.environ]
-    if len(env_lines) >= 5:  # an environment dump: keep the names, drop every value
-        text = _ENV_LINE.sub(
-            lambda m: f"{m.group(0).split('=', 1)[0]}={REDACTED}" if m.group(1) in os.environ else m.group(0),
-            text,
-        )
-    return text
-
-
-def scrub_json(value: Any, extra_secrets: Iterable[str] = ()) -> Any:
-    extra = list(extra_secrets)
-    if isinstance(value, str):
-        return scrub(value, extra)
-    if isinstance(value, list):
-        return [scrub_json(v, extra) for v in value]
-    if isinstance(value, dict):
-        return {k: scrub_json(v, extra) for k, v in value.items()}
-    return value
+def _scrubber(extra: Iterable[str] | Scrubber) -> Scrubber:
+    if isinstance(extra, Scrubber):
+        return extra
+    return default_scrubber().with_values(extra)
 
 
 # ---------------------------------------------------------------------------------------------- records
@@ -174,7 +135,7 @@ class TurnRecord(BaseModel):
     replay: ReplayInfo | None = None
 
 
-def _bounded_message(message: Message, extra_secrets: list[str], budget: list[int]) -> Message:
+def _bounded_message(message: Message, scrubber: Scrubber, budget: list[int]) -> Message:
     m = message.model_copy(deep=True)
     for part in m.parts:
         if isinstance(part, TextPart):
@@ -203,11 +164,13 @@ def _bounded_message(message: Message, extra_secrets: list[str], budget: list[in
             elif isinstance(state, ToolError):
                 state.error = bound_middle(state.error, RECORD_ERROR_CHARS)
                 state.raw_input = bound_middle(state.raw_input, RECORD_TEXT_CHARS)
-    data = scrub_json(m.model_dump(mode="json"), extra_secrets)
-    return Message.model_validate(data)
+    return Message.model_validate(scrubber.json(m.model_dump(mode="json")))
 
 
-def tool_digests(messages: Iterable[Message], root: Path | str | None = None) -> list[ToolDigest]:
+def tool_digests(
+    messages: Iterable[Message], root: Path | str | None = None, scrubber: Scrubber | None = None
+) -> list[ToolDigest]:
+    scrubber = scrubber or default_scrubber()
     out = []
     for message in messages:
         for part in message.tool_parts():
@@ -225,7 +188,7 @@ def tool_digests(messages: Iterable[Message], root: Path | str | None = None) ->
                     status=state.status,
                     chars=len(text),
                     sha256=digest(text),
-                    excerpt=scrub(bound_middle(text, 160)),
+                    excerpt=scrubber.text(bound_middle(text, 160)),
                 )
             )
     return out
@@ -274,13 +237,15 @@ def make_record(
     compaction: str | None = None,
     replay: ReplayInfo | None = None,
     secrets: Iterable[str] = (),
+    scrubber: Scrubber | None = None,
 ) -> TurnRecord:
-    """A bounded, scrubbed record of one turn (``messages``: the ones the turn added)."""
-    extra = [s for s in secrets if s]
+    """A bounded, scrubbed record of one turn (``messages``: the ones the turn added). ``scrubber``:
+    the session's (default: one that knows the environment's secrets), plus ``secrets``."""
+    scrubber = (scrubber or default_scrubber()).with_values(s for s in secrets if s)
     budget = [RECORD_IMAGE_CHARS]
-    bounded = [_bounded_message(m, extra, budget) for m in messages]
+    bounded = [_bounded_message(m, scrubber, budget) for m in messages]
     recorded = [
-        RecordedStep.model_validate(scrub_json(step.model_dump(mode="json"), extra))
+        RecordedStep.model_validate(scrubber.json(step.model_dump(mode="json")))
         for step in (replies or replies_from_messages(messages))
     ]
     for step in recorded:
@@ -291,7 +256,7 @@ def make_record(
         session_id=session_id,
         turn_id=turn_id,
         cell_id=cell_id,
-        prompt=scrub(bound_middle(prompt, RECORD_TEXT_CHARS), extra),
+        prompt=scrubber.text(bound_middle(prompt, RECORD_TEXT_CHARS)),
         model=model,
         agent=agent,
         mode=mode,
@@ -300,11 +265,11 @@ def make_record(
         reason=reason,
         messages=bounded,
         replies=recorded,
-        results=tool_digests(messages, root),
+        results=tool_digests(messages, root, scrubber),
         usage=usage,
         context_tokens=context_tokens,
         context_limit=context_limit,
-        compaction=scrub(compaction, extra) if compaction else None,
+        compaction=scrubber.text(compaction) if compaction else None,
         replay=replay,
     )
 
@@ -489,7 +454,7 @@ def build_metadata(nb: Mapping[str, Any]) -> dict[str, Any]:
         if r.replay is not None:
             entry["divergent_results"] += len(r.replay.divergent)
     meta = {"schema_version": SCHEMA_VERSION, "active_session": last, "sessions": list(sessions.values())}
-    return scrub_json(meta)  # type: ignore[no-any-return]
+    return default_scrubber().json(meta)  # type: ignore[no-any-return]
 
 
 _DROP_WHEN_EMPTY = frozenset(

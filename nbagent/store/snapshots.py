@@ -32,6 +32,7 @@ from pydantic import BaseModel, Field
 
 from nbagent.core.messages import Message
 from nbagent.store.db import SessionStore
+from nbagent.store.safe_git import run_git
 
 MAX_FILE_BYTES = 10 * 1024 * 1024
 MAX_BASELINE_BYTES = 64 * 1024 * 1024  # dirty-file content captured at one turn start
@@ -114,12 +115,8 @@ def _read(path: Path, limit: int) -> _Content:
 
 
 def _git(root: Path, *args: str) -> subprocess.CompletedProcess[bytes] | None:
-    try:
-        return subprocess.run(
-            ["git", "-C", str(root), *args], capture_output=True, timeout=GIT_TIMEOUT, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
+    # Never a program the repository controls (fsmonitor, hooks, filters, textconv): see safe_git.
+    return run_git(root, *args, timeout=GIT_TIMEOUT)
 
 
 def git_toplevel(root: Path) -> Path | None:
@@ -153,7 +150,9 @@ def _scan(
     top = git_toplevel(root)
     if top is None:
         return None
-    out = _git(top, "status", "--porcelain", "-z", "--untracked-files=all", "--no-renames")
+    out = _git(
+        top, "status", "--porcelain", "-z", "--untracked-files=all", "--no-renames", "--ignore-submodules=all"
+    )
     if out is None or out.returncode != 0:
         return None
     state: dict[str, str] = {}

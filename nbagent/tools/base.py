@@ -14,6 +14,8 @@ from pydantic import BaseModel, Field
 
 from nbagent.core.events import Event
 from nbagent.core.messages import Attachment
+from nbagent.tools.shell_env import ShellOptions
+from nbagent.tools.spill import cache_dir, private_dir
 
 DESCRIPTIONS = Path(__file__).parent / "descriptions"
 
@@ -91,9 +93,14 @@ async def _allow_all(_: PermissionQuery) -> None:
     return None
 
 
+def _screen_allow(_: PermissionQuery) -> str:
+    return "allow"
+
+
 def default_output_dir() -> Path:
-    """Where full tool outputs (and pruned ones) are saved for the model to read back."""
-    return Path(tempfile.gettempdir()) / "nbagent-tool-output"
+    """Where full tool outputs (and pruned ones) are saved for the model to read back: private to the
+    user (``tools/spill.py``: 0700 folders, 0600 files under nbagent's cache folder), created on use."""
+    return cache_dir() / "tool-output"
 
 
 @dataclass
@@ -104,6 +111,9 @@ class ToolContext:
     files: FileTracker = field(default_factory=FileTracker)
     emit: Emit = field(default=lambda _e: None)
     ask: Ask = field(default=_allow_all)
+    # What the rules would decide ("allow", "ask" or "deny") without asking anyone: tools that touch many
+    # paths (a recursive grep, a glob) screen each one and leave out the protected or outside ones.
+    screen: Callable[[PermissionQuery], str] = field(default=_screen_allow)
     # Per-session mutable state that tools share (todos, background shells, ...), keyed by tool family.
     state: dict[str, Any] = field(default_factory=dict)
     # Called with a file's path before a tool changes it (undo keeps the old content).
@@ -111,6 +121,8 @@ class ToolContext:
     # Wraps a command's argv before it runs (the bubblewrap sandbox, when enabled).
     wrap_argv: Callable[[list[str]], list[str]] = field(default=lambda argv: argv)
     output_dir: Path = field(default_factory=lambda: default_output_dir())
+    # Shell commands: which secret-looking variables pass, the output cap, the sandbox's after-check.
+    shell: ShellOptions = field(default_factory=ShellOptions)
 
     def resolve(self, path: str) -> Path:
         """A path as the model gave it, absolute or relative to the project root, normalised."""
@@ -200,7 +212,7 @@ def bound_output(
     lines = text.splitlines(keepends=True)
     if len(text) <= max_chars and len(lines) <= max_lines:
         return text
-    ctx.output_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(ctx.output_dir)
     fd, name = tempfile.mkstemp(prefix=f"{label}-", suffix=".txt", dir=ctx.output_dir)
     with os.fdopen(fd, "w", encoding="utf-8", errors="replace") as fh:
         fh.write(text)

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from nbagent.core.events import DiffProduced
 from nbagent.core.messages import Attachment
 from nbagent.tools.base import PermissionQuery, Tool, ToolContext, ToolFailure, ToolResult, bound_output
+from nbagent.tools.screening import path_patterns
 
 DEFAULT_LIMIT = 2000  # lines per read
 MAX_LINE_CHARS = 2000  # longer lines are cut
@@ -295,7 +296,10 @@ class ReadTool(Tool[ReadParams]):
     async def run(self, args: ReadParams, ctx: ToolContext) -> ToolResult:
         path = ctx.resolve(args.file_path)
         shown = ctx.display(path)
-        await ctx.ask(PermissionQuery(permission="read", patterns=[shown], title=f"Read {shown}"))
+        # asked as named and where a symbolic link really leads: a link to .env asks like .env
+        await ctx.ask(
+            PermissionQuery(permission="read", patterns=path_patterns(ctx, path), title=f"Read {shown}")
+        )
         if not path.exists():
             raise ToolFailure(missing_file_message(path, ctx))
         if path.is_dir():
@@ -501,7 +505,10 @@ class WriteTool(Tool[WriteParams]):
         diff, additions, deletions = make_diff(old, args.content, shown)
         await ctx.ask(
             PermissionQuery(
-                permission="edit", patterns=[shown], title=f"Write {shown}", metadata={"diff": diff}
+                permission="edit",
+                patterns=path_patterns(ctx, path),
+                title=f"Write {shown}",
+                metadata={"diff": diff},
             )
         )
         ctx.before_change(path)
@@ -594,7 +601,10 @@ class EditTool(Tool[EditParams]):
         diff, additions, deletions = make_diff(old, new, shown)
         await ctx.ask(
             PermissionQuery(
-                permission="edit", patterns=[shown], title=f"Edit {shown}", metadata={"diff": diff}
+                permission="edit",
+                patterns=path_patterns(ctx, path),
+                title=f"Edit {shown}",
+                metadata={"diff": diff},
             )
         )
         ctx.before_change(path)

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from nbagent.core.events import DiffProduced
 from nbagent.tools.base import PermissionQuery, Tool, ToolContext, ToolFailure, ToolResult
+from nbagent.tools.screening import path_patterns
 
 FRONTEND_KEY = "notebook_frontend"
 OPEN_KEY = "open_notebooks"
@@ -223,7 +224,7 @@ class NotebookEditTool(Tool[NotebookEditParams]):
         await ctx.ask(
             PermissionQuery(
                 permission="edit",
-                patterns=[shown],
+                patterns=path_patterns(ctx, path),
                 title=f"{args.edit_mode.capitalize()} {label} in {shown}",
                 metadata={"diff": diff},
             )

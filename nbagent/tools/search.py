@@ -2,41 +2,48 @@
 
 Both use ripgrep when it is on PATH (fast, respects .gitignore) and fall back to pure Python
 (which skips VCS/dependency folders, hidden folders and what simple .gitignore rules exclude).
+Neither follows symbolic links.
+
+Every path is checked: the folder (or file) searched is asked for with its real location, so a path
+outside the project asks ``external_directory`` and a protected file asks. Every file a recursive grep
+would read is screened first (``read``): a protected file (``.env``, keys), a file outside the project
+or one a rule denies is not opened, and the result says which were left out so the model can read
+them with the read tool, which asks. glob lists names: a protected file's name is listed (names are
+not secrets, its content is), but a path a ``glob`` rule denies is not.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import re
-import shutil
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from nbagent.tools.base import PermissionQuery, Tool, ToolContext, ToolFailure, ToolResult, bound_output
+from nbagent.tools.ripgrep import glob_escape, rg_lines, rg_list, rg_path, type_filter
+from nbagent.tools.screening import Screened, path_patterns, screen_paths
+from nbagent.tools.walk import glob_regex, walk_files
+
+__all__ = ["GlobTool", "GrepTool", "glob_regex", "rg_path", "walk_files"]
 
 MAX_GLOB_RESULTS = 100
 MAX_GREP_FILES = 100
 MAX_GREP_LINES = 250
 MAX_LINE_CHARS = 500
 MAX_SCAN_FILES = 20_000  # files-with-matches: how many paths we collect before sorting by mtime
-RG_TIMEOUT = 60.0
 FALLBACK_MAX_FILE_BYTES = 10_000_000
-SKIP_DIRS = frozenset({".git", ".hg", ".svn", "node_modules", ".venv", "venv", "__pycache__"})
+MAX_GREP_CANDIDATES = 200_000  # files a recursive grep screens before searching
+MAX_EXCLUDES = 1_000  # left-out files passed to ripgrep as --glob !path (the rest: output filtered)
 GLOB_CHARS = frozenset("*?[{")
 
 
 # ---------------------------------------------------------------------------------------------
 # Shared helpers
-
-
-def rg_path() -> str | None:
-    return shutil.which("rg")
 
 
 def _has_hidden_part(pattern: str | None) -> bool:
@@ -46,13 +53,12 @@ def _has_hidden_part(pattern: str | None) -> bool:
     return any(part.startswith(".") and part not in (".", "..") for part in re.split(r"[/\\]", pattern))
 
 
-def _target(ctx: ToolContext, path: str | None, *, want_dir: bool) -> Path:
-    target = ctx.resolve(path) if path else ctx.root
+def _must_exist(target: Path, *, want_dir: bool) -> None:
+    """Checked after the path was asked for: whether an outside path exists is not told for free."""
     if not target.exists():
         raise ToolFailure(f"Path not found: {target}. Give a directory inside the project, or omit path.")
     if want_dir and not target.is_dir():
         raise ToolFailure(f"{target} is a file, not a directory. Pass its folder as path, or use read.")
-    return target
 
 
 def _literal_prefix(pattern: str) -> tuple[str, str]:
@@ -71,212 +77,11 @@ def _literal_prefix(pattern: str) -> tuple[str, str]:
     return prefix, rest
 
 
-def _type_filter(glob: str) -> list[str]:
-    """ripgrep arguments that pre-select files by a name-only glob.
-
-    Not ``--glob``: ripgrep lets a matching ``--glob`` override .gitignore and hidden-file rules.
-    File types do not. Globs with folders are left to the Python filter.
-    """
-    name_glob = glob.strip("/")
-    if "/" in name_glob or ":" in name_glob or not name_glob:
-        return []
-    return ["--type-add", f"nbagentglob:{name_glob}", "--type", "nbagentglob"]
-
-
-def glob_regex(pattern: str) -> re.Pattern[str]:
-    """A gitignore-style glob as a regex over '/'-separated relative paths.
-
-    ``*`` and ``?`` stay within a folder, ``**`` crosses folders, ``{a,b}`` alternates. A pattern
-    without '/' matches the file name at any depth (as ripgrep's ``--glob`` does).
-    """
-    anchored = "/" in pattern.rstrip("/")
-    pattern = pattern.strip("/")
-    out: list[str] = []
-    i, n, braces = 0, len(pattern), 0
-    while i < n:
-        c = pattern[i]
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-            continue
-        if pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-            continue
-        if c == "*":
-            out.append("[^/]*")
-        elif c == "?":
-            out.append("[^/]")
-        elif c == "[":
-            end = pattern.find("]", i + 1)
-            if end == -1:
-                out.append(re.escape(c))
-            else:
-                body = pattern[i + 1 : end]
-                if body.startswith("!"):
-                    body = "^" + body[1:]
-                out.append("[" + body.replace("\\", "\\\\") + "]")
-                i = end
-        elif c == "{":
-            braces += 1
-            out.append("(?:")
-        elif c == "}" and braces:
-            braces -= 1
-            out.append(")")
-        elif c == "," and braces:
-            out.append("|")
-        else:
-            out.append(re.escape(c))
-        i += 1
-    body = "".join(out) + ")" * braces
-    prefix = "" if anchored else "(?:.*/)?"
-    return re.compile(f"^{prefix}{body}$", re.DOTALL)
-
-
-@dataclass
-class _IgnoreRules:
-    """The simple part of .gitignore (no negation), for the pure-Python walker."""
-
-    rules: list[tuple[Path, re.Pattern[str], bool]] = field(default_factory=list)  # (base, regex, dir_only)
-
-    def extended(self, folder: Path) -> _IgnoreRules:
-        gitignore = folder / ".gitignore"
-        if not gitignore.is_file():
-            return self
-        new = list(self.rules)
-        try:
-            lines = gitignore.read_text(encoding="utf-8", errors="replace").splitlines()
-        except OSError:
-            return self
-        for raw in lines:
-            line = raw.strip()
-            if not line or line.startswith(("#", "!")):
-                continue
-            new.append((folder, glob_regex(line), line.endswith("/")))
-        return _IgnoreRules(new)
-
-    def ignored(self, path: Path, is_dir: bool) -> bool:
-        for base, regex, dir_only in self.rules:
-            if dir_only and not is_dir:
-                continue
-            try:
-                rel = path.relative_to(base).as_posix()
-            except ValueError:
-                continue
-            if regex.match(rel):
-                return True
-        return False
-
-
-def walk_files(top: Path, *, hidden: bool = False) -> Iterator[Path]:
-    """Files under ``top``, skipping VCS/dependency folders, hidden entries and .gitignored paths."""
-    if top.is_file():
-        yield top
-        return
-    stack: list[tuple[Path, _IgnoreRules]] = [(top, _IgnoreRules().extended(top))]
-    while stack:
-        folder, rules = stack.pop()
-        try:
-            entries = sorted(os.scandir(folder), key=lambda e: e.name)
-        except OSError:
-            continue
-        for entry in entries:
-            if entry.name.startswith(".") and not hidden:
-                continue
-            path = Path(entry.path)
-            try:
-                is_dir = entry.is_dir(follow_symlinks=False)
-                is_file = entry.is_file()
-            except OSError:
-                continue
-            if is_dir:
-                if entry.name in SKIP_DIRS or rules.ignored(path, True):
-                    continue
-                stack.append((path, rules.extended(path)))
-            elif is_file and not rules.ignored(path, False):
-                yield path
-
-
-@contextlib.asynccontextmanager
-async def _rg(args: list[str], cwd: Path) -> AsyncIterator[asyncio.subprocess.Process]:
-    """Run ripgrep; always reaps it, killing it if the caller stops early or is cancelled."""
-    exe = rg_path()
-    assert exe is not None
-    proc = await asyncio.create_subprocess_exec(
-        exe,
-        "--no-config",
-        "--no-require-git",
-        "--color",
-        "never",
-        *args,
-        cwd=cwd,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        limit=4 * 1024 * 1024,
-    )
-    try:
-        yield proc
-    finally:
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-        await proc.wait()
-
-
-async def _rg_lines(
-    args: list[str], cwd: Path, limit: int, keep: Callable[[bytes], bool] | None = None
-) -> tuple[list[bytes], bool, int, str]:
-    """Up to ``limit`` output lines of ripgrep (those ``keep`` accepts), whether there were more,
-    the exit code and stderr."""
-    lines: list[bytes] = []
-    more = False
-    try:
-        async with asyncio.timeout(RG_TIMEOUT), _rg(args, cwd) as proc:
-            assert proc.stdout is not None and proc.stderr is not None
-            stderr_task = asyncio.ensure_future(proc.stderr.read(64_000))
-            eof = False
-            try:
-                while True:
-                    line = await proc.stdout.readline()
-                    if not line:
-                        eof = True
-                        break
-                    line = line.rstrip(b"\n")
-                    if keep is not None and not keep(line):
-                        continue
-                    if len(lines) >= limit:
-                        more = True
-                        break
-                    lines.append(line)
-            finally:
-                if not eof and proc.returncode is None:
-                    with contextlib.suppress(ProcessLookupError):
-                        proc.kill()
-                stderr = (await stderr_task).decode("utf-8", errors="replace")
-                code = await proc.wait()
-    except TimeoutError:
-        raise ToolFailure(
-            f"The search took longer than {RG_TIMEOUT:.0f} s and was stopped. Narrow it with path or glob."
-        ) from None
-    return lines, more, code, stderr
-
-
 def _mtime(path: Path) -> float:
     try:
         return path.stat().st_mtime
     except OSError:
         return 0.0
-
-
-def _rel_arg(ctx: ToolContext, target: Path) -> str:
-    """How to name ``target`` on ripgrep's command line run from the project root."""
-    if target == ctx.root:
-        return "."
-    try:
-        return str(target.relative_to(ctx.root))
-    except ValueError:
-        return str(target)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -299,12 +104,18 @@ class GlobTool(Tool[GlobParams]):
         pattern = args.pattern.strip()
         if not pattern:
             raise ToolFailure('Empty pattern. Give a glob such as "**/*.py".')
-        target, pattern = _glob_target(ctx, pattern, args.path)
-        await ctx.ask(
-            PermissionQuery(permission="glob", patterns=[args.pattern], title=f"glob {args.pattern}")
-        )
+        base, pattern = _glob_base(ctx, pattern, args.path)
         prefix, pattern = _literal_prefix(pattern)
-        target = Path(_join(target, prefix))
+        target = Path(_join(base, prefix))
+        where = f" in {ctx.display(base)}" if args.path else ""
+        query = PermissionQuery(
+            permission="glob", patterns=path_patterns(ctx, target), title=f"glob {args.pattern}{where}"
+        )
+        await ctx.ask(query)
+        _must_exist(base, want_dir=True)
+        # What the user approved for the folder covers the names in it; a path that asks or is denied
+        # beyond that (a glob rule on a subfolder) is left out.
+        ceiling = ctx.screen(query)
         files: list[str] = []
         more = False
         if await asyncio.to_thread(target.is_dir):
@@ -315,37 +126,49 @@ class GlobTool(Tool[GlobParams]):
                 def keep(line: bytes) -> bool:
                     return bool(regex.match(os.fsdecode(line).removeprefix("./")))
 
-                rg_args = ["--files", *_type_filter(pattern), *(["--hidden"] if hidden else []), "."]
-                lines, more, code, stderr = await _rg_lines(rg_args, target, MAX_SCAN_FILES, keep)
+                rg_args = ["--files", *type_filter(pattern), *(["--hidden"] if hidden else []), "."]
+                lines, more, code, stderr = await rg_lines(rg_args, target, MAX_SCAN_FILES, keep)
                 if code == 2 and not lines:
                     raise ToolFailure(f"glob failed: {stderr.strip()[:1000]}")
                 files = [_join(target, os.fsdecode(line)) for line in lines]
             else:
                 files, more = await asyncio.to_thread(_glob_python, target, regex, hidden)
-
-        if not files:
-            return ToolResult(output="No files found", title=args.pattern, metadata={"count": 0})
+        # Names are screened newest first until a page is full: a glob lists names, not contents.
         paths = await asyncio.to_thread(_newest_first, [Path(f) for f in files])
-        shown = [ctx.display(p) for p in paths[:MAX_GLOB_RESULTS]]
-        out = "\n".join(shown)
-        truncated = len(paths) > MAX_GLOB_RESULTS
+        screened = await asyncio.to_thread(
+            screen_paths,
+            ctx,
+            paths,
+            "glob",
+            ceiling=ceiling,
+            walked_from=target,
+            stop_after=MAX_GLOB_RESULTS + 1,
+        )
+        note = screened.note("listed", "listing")
+        meta = {"count": len(paths) - screened.left_out, "left_out": screened.left_out}
+        if not screened.allowed:
+            out = "No files found" + (f"\n{note}" if note else "")
+            return ToolResult(output=out, title=args.pattern, metadata={**meta, "count": 0})
+        out = "\n".join(ctx.display(p) for p in screened.allowed[:MAX_GLOB_RESULTS])
+        truncated = len(screened.allowed) > MAX_GLOB_RESULTS
         if truncated:
+            total = len(paths) - screened.left_out
             out += (
-                f"\n(Showing the {MAX_GLOB_RESULTS} newest of {len(paths)}{'+' if more else ''} files."
+                f"\n(Showing the {MAX_GLOB_RESULTS} newest of {total}{'+' if more else ''} files."
                 " Use a more specific pattern or path.)"
             )
-        return ToolResult(
-            output=out, title=args.pattern, metadata={"count": len(paths), "truncated": truncated}
-        )
+        if note:
+            out += "\n" + note
+        return ToolResult(output=out, title=args.pattern, metadata={**meta, "truncated": truncated})
 
 
-def _glob_target(ctx: ToolContext, pattern: str, path: str | None) -> tuple[Path, str]:
+def _glob_base(ctx: ToolContext, pattern: str, path: str | None) -> tuple[Path, str]:
     """The folder to search and the pattern relative to it (an absolute pattern brings its own folder)."""
     expanded = os.path.expanduser(pattern)
     if os.path.isabs(expanded):
         prefix, rest = _literal_prefix(expanded)
-        return _target(ctx, "/" + prefix, want_dir=True), rest
-    return _target(ctx, path, want_dir=True), pattern.removeprefix("./")
+        return Path(os.path.normpath("/" + prefix)), rest
+    return (ctx.resolve(path) if path else ctx.root), pattern.removeprefix("./")
 
 
 def _join(folder: Path, rel: str) -> str:
@@ -354,6 +177,15 @@ def _join(folder: Path, rel: str) -> str:
 
 def _newest_first(paths: list[Path]) -> list[Path]:
     return sorted(paths, key=_mtime, reverse=True)
+
+
+def _walk_list(folder: Path, hidden: bool, limit: int) -> tuple[list[Path], bool]:
+    files: list[Path] = []
+    for path in walk_files(folder, hidden=hidden):
+        if len(files) >= limit:
+            return files, True
+        files.append(path)
+    return files, False
 
 
 def _glob_python(target: Path, regex: re.Pattern[str], hidden: bool) -> tuple[list[str], bool]:
@@ -410,25 +242,40 @@ class GrepTool(Tool[GrepParams]):
     async def run(self, args: GrepParams, ctx: ToolContext) -> ToolResult:
         if not args.pattern:
             raise ToolFailure("Empty pattern. Give a regular expression.")
-        target = _target(ctx, args.path, want_dir=False)
+        target = ctx.resolve(args.path) if args.path else ctx.root
+        where = f" in {ctx.display(target)}" if args.path else ""
         await ctx.ask(
             PermissionQuery(
                 permission="grep",
-                patterns=[args.pattern],
-                title=f"grep {args.pattern}",
-                metadata={"path": str(target)},
+                patterns=path_patterns(ctx, target),
+                title=f"grep {args.pattern}{where}",
+                metadata={"path": str(target), "regex": args.pattern},
             )
         )
+        _must_exist(target, want_dir=False)
         default_limit = MAX_GREP_LINES if args.output_mode == "content" else MAX_GREP_FILES
         limit = args.head_limit or default_limit
-        if rg_path():
-            outcome = await self._ripgrep(args, ctx, target, limit)
+        use_rg = rg_path() is not None
+        if await asyncio.to_thread(target.is_dir):
+            candidates = await self._candidates(args, target, use_rg)
+            screened = await asyncio.to_thread(screen_paths, ctx, candidates, "read", walked_from=target)
+        elif args.glob and not _file_filter(args.glob, target)(target):
+            screened = Screened()
         else:
-            outcome = await asyncio.to_thread(self._python, args, ctx, target, limit)
+            screened = Screened(allowed=[target])  # the file itself was asked for
+        if not screened.allowed:
+            outcome = _GrepOutcome([], False)
+        elif use_rg:
+            outcome = await self._ripgrep(args, ctx, target, limit, screened)
+        else:
+            outcome = await asyncio.to_thread(self._python, args, ctx, screened.allowed, limit)
 
         mode = args.output_mode
+        note = screened.note("searched", "reading")
+        meta = {"files": outcome.files, "truncated": outcome.more, "left_out": screened.left_out}
         if not outcome.entries:
-            return ToolResult(output="No matches found", title=args.pattern, metadata={"matches": 0})
+            out = "No matches found" + (f"\n{note}" if note else "")
+            return ToolResult(output=out, title=args.pattern, metadata={**meta, "matches": 0})
         if mode == "files_with_matches":
             header = f"Found {outcome.files} file{'s' if outcome.files != 1 else ''}"
         elif mode == "count":
@@ -440,13 +287,33 @@ class GrepTool(Tool[GrepParams]):
             unit = "lines" if mode == "content" else "files"
             body += f"\n(Showing the first {limit} {unit}; there are more. Narrow pattern, path or glob.)"
         out = f"{header}\n{body}" if header else body
-        return ToolResult(
-            output=bound_output(out, ctx, label="grep"),
-            title=args.pattern,
-            metadata={"files": outcome.files, "truncated": outcome.more},
-        )
+        out = bound_output(out, ctx, label="grep")
+        return ToolResult(output=out + (f"\n{note}" if note else ""), title=args.pattern, metadata=meta)
 
-    async def _ripgrep(self, args: GrepParams, ctx: ToolContext, target: Path, limit: int) -> _GrepOutcome:
+    async def _candidates(self, args: GrepParams, folder: Path, use_rg: bool) -> list[Path]:
+        """The files a search of ``folder`` would read (gitignore, hidden files and glob applied)."""
+        hidden = _has_hidden_part(args.glob) or _has_hidden_part(args.path)
+        if use_rg:
+            select = [*(type_filter(args.glob) if args.glob else []), *(["--hidden"] if hidden else [])]
+            names, more = await rg_list(select, folder, MAX_GREP_CANDIDATES)
+            files = [Path(_join(folder, name)) for name in names]
+        else:
+            files, more = await asyncio.to_thread(_walk_list, folder, hidden, MAX_GREP_CANDIDATES)
+        if more:
+            raise ToolFailure(
+                f"The search would read more than {MAX_GREP_CANDIDATES:,} files under {folder}."
+                " Narrow it with path or glob."
+            )
+        if args.glob:
+            wanted = _file_filter(args.glob, folder)
+            files = [f for f in files if wanted(f)]
+        return files
+
+    async def _ripgrep(
+        self, args: GrepParams, ctx: ToolContext, target: Path, limit: int, screened: Screened
+    ) -> _GrepOutcome:
+        """Search with ripgrep; only the screened files' lines come back (left-out files are excluded by
+        name, and any line of a file not screened in is dropped)."""
         mode = args.output_mode
         base = ["--with-filename"]
         if mode != "files_with_matches":  # -l --null would end paths with NUL instead of newline
@@ -456,7 +323,7 @@ class GrepTool(Tool[GrepParams]):
         if args.multiline:
             base += ["-U", "--multiline-dotall"]
         if args.glob:
-            base += _type_filter(args.glob)
+            base += type_filter(args.glob)
         if _has_hidden_part(args.glob) or _has_hidden_part(args.path):
             base.append("--hidden")
         if mode == "files_with_matches":
@@ -477,21 +344,29 @@ class GrepTool(Tool[GrepParams]):
                 base += ["--context", str(args.context)]
             scan = limit
 
-        keep = None
-        if args.glob:
-            wanted = _file_filter(args.glob, target)
+        is_dir = await asyncio.to_thread(target.is_dir)
+        cwd = target if is_dir else target.parent
+        allowed = set(screened.allowed)
 
-            def keep(line: bytes) -> bool:
-                if mode == "files_with_matches":
-                    return wanted(ctx.resolve(os.fsdecode(line)))
-                name, nul, _ = line.partition(b"\0")
-                return not nul or wanted(ctx.resolve(os.fsdecode(name)))
+        def path_of_name(raw: bytes) -> Path:
+            return Path(os.path.normpath(cwd / os.fsdecode(raw)))
 
-        tail = ["-e", args.pattern, "--", _rel_arg(ctx, target)]
-        lines, more, code, stderr = await _rg_lines([*base, *tail], ctx.root, scan, keep)
+        def keep(line: bytes) -> bool:
+            if mode == "files_with_matches":
+                return path_of_name(line) in allowed
+            name, nul, _ = line.partition(b"\0")
+            return not nul or path_of_name(name) in allowed  # no NUL: a context separator
+
+        # ripgrep never opens a left-out file: each is excluded by a --glob, which beats .gitignore
+        # negations; past MAX_EXCLUDES the keep filter above still drops their lines.
+        excludes: list[str] = []
+        for path in screened.left_out_paths[:MAX_EXCLUDES]:
+            excludes += ["--glob", "!/" + glob_escape(path.relative_to(cwd).as_posix())]
+        tail = [*excludes, "-e", args.pattern, "--", "." if is_dir else "./" + target.name]
+        lines, more, code, stderr = await rg_lines([*base, *tail], cwd, scan, keep)
         if code == 2 and not lines:
             # Rust's regex has no look-around or backreferences: PCRE2 has.
-            retry, more, code2, _ = await _rg_lines([*base, "--pcre2", *tail], ctx.root, scan, keep)
+            retry, more, code2, _ = await rg_lines([*base, "--pcre2", *tail], cwd, scan, keep)
             if code2 == 2 and not retry:
                 raise ToolFailure(
                     f"grep failed: {stderr.strip()[:1500]}\n"
@@ -500,12 +375,10 @@ class GrepTool(Tool[GrepParams]):
             lines = retry
 
         def path_of(raw: bytes) -> str:
-            return ctx.display(ctx.resolve(os.fsdecode(raw)))
+            return ctx.display(path_of_name(raw))
 
         if mode == "files_with_matches":
-            paths = await asyncio.to_thread(
-                _newest_first, list({ctx.resolve(os.fsdecode(line)) for line in lines})
-            )
+            paths = await asyncio.to_thread(_newest_first, list({path_of_name(line) for line in lines}))
             shown = [ctx.display(p) for p in paths[:limit]]
             return _GrepOutcome(shown, more or len(paths) > limit, files=len(paths))
         if mode == "count":
@@ -535,7 +408,8 @@ class GrepTool(Tool[GrepParams]):
             entries.pop()
         return _GrepOutcome(entries, more, files=len(files))
 
-    def _python(self, args: GrepParams, ctx: ToolContext, target: Path, limit: int) -> _GrepOutcome:
+    def _python(self, args: GrepParams, ctx: ToolContext, files: list[Path], limit: int) -> _GrepOutcome:
+        """Search ``files`` (screened already) in Python."""
         flags = re.IGNORECASE if args.case_insensitive else 0
         if args.multiline:
             flags |= re.MULTILINE | re.DOTALL
@@ -546,8 +420,6 @@ class GrepTool(Tool[GrepParams]):
                 f"Invalid regex {args.pattern!r}: {exc}. Escape special characters (e.g. \\( \\[ \\.)"
                 " for a literal match."
             ) from None
-        file_filter = _file_filter(args.glob, target) if args.glob else None
-        hidden = _has_hidden_part(args.glob) or _has_hidden_part(args.path)
         mode = args.output_mode
         ctx_lines = args.context or 0
 
@@ -555,9 +427,7 @@ class GrepTool(Tool[GrepParams]):
         counts: list[tuple[str, int]] = []
         entries: list[str] = []
         more = False
-        for path in walk_files(target, hidden=hidden):
-            if file_filter is not None and not file_filter(path):
-                continue
+        for path in files:
             text = _read_text(path)
             if text is None:
                 continue

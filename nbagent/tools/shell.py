@@ -13,12 +13,11 @@ import contextlib
 import os
 import re
 import signal
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -33,6 +32,8 @@ from nbagent.tools.base import (
     ToolResult,
     bound_output,
 )
+from nbagent.tools.shell_env import ShellOptions, scrubbed_env
+from nbagent.tools.spill import HEAD_CHARS, OutputLog
 
 DEFAULT_TIMEOUT_MS = 120_000
 MAX_TIMEOUT_MS = 600_000
@@ -40,81 +41,12 @@ KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL
 DRAIN_GRACE = 0.5  # after the shell exits, how long to wait for output its leftovers still hold open
 EMIT_INTERVAL = 0.1  # live output: at most ~10 events a second
 LIVE_CHUNK_CHARS = 50_000  # live output: at most this much per event
-KEEP_CHARS = 1_000_000  # output kept in memory; beyond it, the whole goes to a file
-HEAD_CHARS = MAX_OUTPUT_CHARS // 2
 READ_SIZE = 65_536
 STATE_KEY = "shells"
 
 
 # ---------------------------------------------------------------------------------------------
 # Output capture
-
-
-class OutputLog:
-    """A process's output: in memory up to ``keep`` characters; past that, the whole in a file
-    and only the first ``HEAD_CHARS`` and the last ``keep`` characters in memory."""
-
-    def __init__(self, output_dir: Path, label: str, keep: int = KEEP_CHARS) -> None:
-        self.output_dir = output_dir
-        self.label = label
-        self.keep = keep
-        self.head = ""
-        self.total = 0  # characters ever written
-        self.lines = 0
-        self.path: Path | None = None
-        self._chunks: list[str] = []
-        self._held = 0
-        self._fh: TextIO | None = None
-
-    def write(self, text: str) -> None:
-        if not text:
-            return
-        if len(self.head) < HEAD_CHARS:
-            self.head += text[: HEAD_CHARS - len(self.head)]
-        self.total += len(text)
-        self.lines += text.count("\n")
-        self._chunks.append(text)
-        self._held += len(text)
-        if self._fh is not None:
-            self._fh.write(text)
-            self._fh.flush()
-        elif self.total > self.keep and self.path is None:
-            self._spill()
-        if self._held > 2 * self.keep:
-            kept = "".join(self._chunks)[-self.keep :]
-            self._chunks, self._held = [kept], len(kept)
-
-    def _spill(self) -> None:
-        # Called the first time ``total`` passes ``keep``: nothing has been dropped from memory yet.
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f"{self.label}-", suffix=".txt", dir=self.output_dir)
-        self.path = Path(name)
-        self._fh = os.fdopen(fd, "w", encoding="utf-8", errors="replace")
-        self._fh.write("".join(self._chunks))
-        self._fh.flush()
-
-    def text(self) -> str:
-        """The last ``keep`` characters (all of it while nothing spilled)."""
-        joined = "".join(self._chunks)
-        if len(joined) > self.keep:
-            joined = joined[-self.keep :]
-        self._chunks, self._held = [joined], len(joined)
-        return joined
-
-    def since(self, offset: int) -> tuple[str, int]:
-        """Output written after character ``offset``, and how much of it is no longer in memory."""
-        wanted = self.total - offset
-        if wanted <= 0:
-            return "", 0
-        held = self.text()
-        if wanted <= len(held):
-            return held[len(held) - wanted :], 0
-        return held, wanted - len(held)
-
-    def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
 
 
 def _clip(head: str, tail: str, total_chars: int, total_lines: int, path: Path, label: str) -> str:
@@ -135,6 +67,11 @@ def _fits(text: str) -> bool:
 
 def _bounded_log(log: OutputLog, ctx: ToolContext) -> str:
     """All of a finished command's output, bounded for the model."""
+    if log.save_error is not None:
+        text = log.text()
+        if log.total > len(text):
+            return f"{log.head}\n... [{log.total - len(log.head) - len(text)} characters lost] ...\n{text}"
+        return text if _fits(text) else f"{text[:HEAD_CHARS]}\n... [output cut] ...\n{text[-HEAD_CHARS:]}"
     if log.path is None:
         return bound_output(log.text(), ctx, label="output")
     return _clip(log.head, log.text(), log.total, log.lines, log.path, "output")
@@ -201,34 +138,36 @@ class _Running:
     transport: asyncio.ReadTransport
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
+def _env(options: ShellOptions) -> dict[str, str]:
+    """The command's environment: ours without secrets (``shell_env``), pagers off."""
+    env = scrubbed_env(os.environ, options)
     env.update({"PAGER": "cat", "GIT_PAGER": "cat", "GIT_TERMINAL_PROMPT": "0"})
     return env
 
 
-async def _spawn(command: str, cwd: Path, wrap: Callable[[list[str]], list[str]]) -> _Running:
+async def _spawn(command: str, cwd: Path, ctx: ToolContext) -> _Running:
     """``bash -c command`` in a new session; stdout and stderr share one pipe we read ourselves
-    (so the process's exit is seen at once even when its children keep the pipe open)."""
+    (so the process's exit is seen at once even when its children keep the pipe open). Once the
+    command is wrapped, ``ctx.shell.after_command`` runs exactly once after it ends (or fails to start)."""
+    argv = ctx.wrap_argv(["bash", "-c", command])
     read_fd, write_fd = os.pipe()
     try:
         proc = await asyncio.create_subprocess_exec(
-            *wrap(["bash", "-c", command]),
+            *argv,
             cwd=cwd,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=write_fd,
             stderr=write_fd,
             start_new_session=True,
-            env=_env(),
+            env=_env(ctx.shell),
         )
     except OSError as exc:
         os.close(read_fd)
+        ctx.shell.after_command()
         raise ToolFailure(f"Could not start bash in {cwd}: {exc}") from None
-    except ToolFailure:
-        os.close(read_fd)
-        raise
     except BaseException:
         os.close(read_fd)
+        ctx.shell.after_command()
         raise
     finally:
         os.close(write_fd)
@@ -240,8 +179,29 @@ async def _spawn(command: str, cwd: Path, wrap: Callable[[list[str]], list[str]]
     except BaseException:
         pipe.close()
         _signal_group(proc.pid, signal.SIGKILL)
+        ctx.shell.after_command()
         raise
     return _Running(proc, reader, transport)
+
+
+async def _after(proc: asyncio.subprocess.Process, ctx: ToolContext) -> list[str]:
+    """Once the command has ended: the session's after-check (the sandbox guard), never raising."""
+    await proc.wait()
+    try:
+        return ctx.shell.after_command()
+    except Exception as exc:  # a failing check must not lose the command's result
+        return [f"The check after the command failed: {exc}"]
+
+
+def _stopper(proc: asyncio.subprocess.Process, tasks: set[asyncio.Task[None]]) -> Callable[[], None]:
+    """For ``OutputLog.on_limit``: stop the command's whole process group (from a sync callback)."""
+
+    def stop() -> None:
+        task = asyncio.get_running_loop().create_task(terminate_group(proc))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    return stop
 
 
 def _signal_group(pgid: int, sig: int) -> None:
@@ -324,9 +284,19 @@ class BackgroundShell:
     run: _Running
     log: OutputLog
     pump: asyncio.Task[None]
+    after: asyncio.Task[list[str]]
     started: float = field(default_factory=time.monotonic)
     read_offset: int = 0
     killed: bool = False
+    stopping: set[asyncio.Task[None]] = field(default_factory=set)
+
+    @property
+    def notes(self) -> str:
+        """What the model must know beyond the output (output cap, sandbox guard)."""
+        parts = [self.log.notes()]
+        if self.after.done() and not self.after.cancelled():
+            parts += self.after.result()
+        return "\n".join(p for p in parts if p)
 
     @property
     def pid(self) -> int:
@@ -349,6 +319,7 @@ class BackgroundShell:
             await terminate_group(self.run.proc)
         # Leftover processes outside the group may still hold the pipe: stop reading after a moment.
         await _finish_pump(self.pump, DRAIN_GRACE)
+        await asyncio.gather(self.after, *self.stopping, return_exceptions=True)
         self.run.transport.close()
         self.log.close()
 
@@ -427,8 +398,15 @@ class BashTool(Tool[BashParams]):
             return await self._background(args, ctx, title)
 
         timeout = (args.timeout or DEFAULT_TIMEOUT_MS) / 1000
-        running = await _spawn(args.command, ctx.root, ctx.wrap_argv)
-        log = OutputLog(ctx.output_dir, "bash")
+        running = await _spawn(args.command, ctx.root, ctx)
+        stopping: set[asyncio.Task[None]] = set()
+        log = OutputLog(
+            ctx.output_dir,
+            "bash",
+            max_bytes=ctx.shell.max_output_bytes,
+            on_limit=_stopper(running.proc, stopping),
+        )
+        after = asyncio.create_task(_after(running.proc, ctx))
 
         def send(chunk: str) -> None:
             ctx.emit(ToolCallOutput(session_id=ctx.session_id, call_id=ctx.call_id, chunk=chunk))
@@ -452,11 +430,14 @@ class BashTool(Tool[BashParams]):
                     pump.cancel()
                 running.transport.close()
                 log.close()
+                await asyncio.gather(after, *stopping, return_exceptions=True)
             raise
         finally:
             throttle.flush()
         running.transport.close()
         log.close()
+        await asyncio.gather(*stopping, return_exceptions=True)
+        notes = [log.notes(), *await after]
 
         code = running.proc.returncode
         body = _bounded_log(log, ctx) if log.total else "(no output)"
@@ -475,6 +456,7 @@ class BashTool(Tool[BashParams]):
                 "\nNote: processes the command started in the background still hold its output;"
                 " later output is not shown. Use run_in_background for servers and watchers."
             )
+        status = "\n".join([status, *(n for n in notes if n)])
         return ToolResult(
             output=f"{body}{status}",
             title=title,
@@ -482,16 +464,26 @@ class BashTool(Tool[BashParams]):
                 "exit_code": code,
                 "timed_out": timed_out,
                 "output_file": str(log.path) if log.path else None,
+                "output_capped": log.limited,
             },
         )
 
     async def _background(self, args: BashParams, ctx: ToolContext, title: str) -> ToolResult:
         registry = shells_of(ctx.state)
-        running = await _spawn(args.command, ctx.root, ctx.wrap_argv)
+        running = await _spawn(args.command, ctx.root, ctx)
         shell_id = registry.next_id()
-        log = OutputLog(ctx.output_dir, shell_id)
+        stopping: set[asyncio.Task[None]] = set()
+        log = OutputLog(
+            ctx.output_dir,
+            shell_id,
+            max_bytes=ctx.shell.max_output_bytes,
+            on_limit=_stopper(running.proc, stopping),
+        )
         pump = asyncio.create_task(_pump(running.reader, log, None))
-        shell = BackgroundShell(shell_id, args.command, args.description or "", running, log, pump)
+        after = asyncio.create_task(_after(running.proc, ctx))
+        shell = BackgroundShell(
+            shell_id, args.command, args.description or "", running, log, pump, after, stopping=stopping
+        )
         registry.shells[shell_id] = shell
         return ToolResult(
             output=(
@@ -545,6 +537,8 @@ class BashOutputTool(Tool[BashOutputParams]):
             parts.append(_clip(text, text, len(text), text.count("\n"), shell.log.path, "log").rstrip("\n"))
         else:
             parts.append(bound_output(text, ctx, label=shell.id))
+        if shell.notes:
+            parts.append(shell.notes)
         return ToolResult(
             output="\n".join(parts),
             title=f"{shell.id}: {shell.command}",
@@ -578,4 +572,6 @@ class KillShellTool(Tool[KillShellParams]):
         unread = shell.log.total - shell.read_offset
         if unread:
             out += f" {unread} characters of output were never read; bash_output still shows them."
+        if shell.notes:
+            out += "\n" + shell.notes
         return ToolResult(output=out, title=f"kill {shell.id}", metadata={"shell_id": shell.id})

@@ -15,8 +15,8 @@ from nbagent.core.errors import ConfigError
 from nbagent.ext.hooks import HookRunner
 
 
-def runner(root: Path, hooks: dict[str, Any]) -> HookRunner:
-    return HookRunner(Config.model_validate({"hooks": hooks}), root, "sess-1")
+def runner(root: Path, hooks: dict[str, Any], *, trusted: bool = False) -> HookRunner:
+    return HookRunner(Config.model_validate({"hooks": hooks}), root, "sess-1", trusted=trusted)
 
 
 def pre(matcher: str, command: str, timeout: float = 30) -> dict[str, Any]:
@@ -169,12 +169,14 @@ async def test_hooks_from_claude_settings(tmp_path: Path) -> None:
             "Notification": [{"hooks": [{"type": "command", "command": "true"}]}],
         },
     }))  # fmt: skip
-    off = runner(tmp_path, {})
+    off = runner(tmp_path, {}, trusted=True)
     assert not (await off.run("PreToolUse", BASH_INPUT, "bash")).blocked
-    on = runner(tmp_path, {"use_claude_settings": True})
+    on = runner(tmp_path, {"use_claude_settings": True}, trusted=True)  # the project's hooks: trusted here
     out = await on.run("PreToolUse", BASH_INPUT, "bash")
     assert out.blocked and out.reason == "from claude"
     assert any("Notification" in n for n in on.notes)
+    untrusted = await runner(tmp_path, {"use_claude_settings": True}).run("PreToolUse", BASH_INPUT, "bash")
+    assert not untrusted.blocked and untrusted.ran == 0 and untrusted.skipped == 1
 
 
 async def test_hook_runs_in_the_project_with_its_dir_in_env(tmp_path: Path) -> None:

@@ -78,7 +78,7 @@ def test_careful_defaults(decide: Make) -> None:
         "ls -la src", "cat README.md", "head -n 5 README.md", "tail README.md", "wc -l src/pkg/a.py",
         "grep -rn foo src", "rg foo", "find . -name '*.py'", "git status", "git diff HEAD~1", "git log --oneline -5",
         "git show HEAD", "git branch", "git branch -a", "pwd", "echo hello", "which python", "ls | head -3",
-        "cat README.md | grep demo | wc -l", "sed -n '1,5p' README.md", "find . -type f -exec grep -l x {} \\;",
+        "cat README.md | grep demo | wc -l", "sed -n '1,5p' README.md",
         "git rev-parse --show-toplevel", "echo $HOME", "sort README.md | uniq -c", "du -sh src", "ls 2>/dev/null",
         "cd src && ls", "date", "true && echo ok", "export X=1 && ls", "cat .env.ex*", "ls src/*", "jq .name x.json",
         "git log --oneline --format='%h %s'", "nohup ls", "time ls", "command -v git", "ls {}",
@@ -93,7 +93,7 @@ def test_read_only_commands_are_allowed(decide: Make, command: str) -> None:
 @pytest.mark.parametrize(
     "command",
     [
-        "find . -delete", "find . -name x -exec rm {} \\;", "git branch new-feature", "git branch -D main",
+        "find . -delete", "find . -name x -exec rm {} \\;", "find . -type f -exec grep -l x {} \\;", "git branch new-feature", "git branch -D main",
         "git commit -m x", "git push", "git -c core.pager=evil log", "git diff --output=/tmp/x", "sed -i s/a/b/ f",
         "sed 's/a/b/w out' f", "sort -o out f", "rg --pre ./evil foo", "tee out.txt", "date -s 2020-01-01",
         "uniq in out", "git stash", "git tag v1", "git config user.name x", "cat $F", "cat $(git ls-files)",
@@ -294,7 +294,10 @@ def test_bypass_mode(decide: Make) -> None:
     assert check("bash", "npm install").action == "allow"
     assert check("edit", "src/pkg/a.py").action == "allow"
     assert check("webfetch", "https://example.com").action == "allow"
-    assert check("bash", 'eval "$X"').action == "allow"
+    # what nbagent cannot see could dodge the deny rule: bypass cannot ask a person, so it denies
+    hidden = check("bash", 'eval "$X"')
+    assert hidden.action == "deny" and "only a person" in hidden.reason
+    assert decide(mode="bypass")("bash", 'eval "$X"').action == "allow"  # no deny rule to dodge
     assert check("bash", "rm -rf build").action == "deny"
     d = check("read", ".env")
     assert d.action == "deny" and "bypass" in d.reason

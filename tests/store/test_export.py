@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
+
+import pytest
 
 from nbagent.core.messages import (
     Message,
@@ -16,8 +19,9 @@ from nbagent.core.messages import (
     Usage,
     user_message,
 )
+from nbagent.core.scrub import Scrubber
 from nbagent.store import SessionInfo, SessionStore, export_markdown
-from nbagent.store.export import bound
+from nbagent.store.export import bound, export_json
 
 
 def session_messages() -> list[Message]:
@@ -101,3 +105,38 @@ def test_bound_keeps_short_text_and_cuts_long_lines() -> None:
     cut = bound("x" * 100_000)
     assert len(cut) < 5000 and "characters omitted" in cut
     assert re.search(r"\[\d+ lines, \d+ characters omitted\]", bound("\n".join(["y"] * 500)))
+
+
+def test_exports_leave_secrets_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Secrets stored by an older version (before outputs were scrubbed) never leave by an export."""
+    monkeypatch.setenv("MY_SERVICE_API_KEY", "qz-9f8e7d6c5b4a39281706")
+    (tmp_path / ".env").write_text("DB_PASSWORD=dotenv-pass-55\n")
+    dump = "MY_SERVICE_API_KEY=qz-9f8e7d6c5b4a39281706\nDATABASE_URL=postgres://app:url-pass-66@db/app\n"
+    messages = [
+        user_message("deploy with token ghp_abcdefghijklmnopqrstuvwxyz0123"),
+        Message(
+            role="assistant",
+            parts=[
+                ToolPart(
+                    call_id="c1",
+                    tool="bash",
+                    state=ToolCompleted(input={"command": "env; cat .env"}, output=dump + "dotenv-pass-55\n"),
+                )
+            ],
+        ),
+    ]
+    info = SessionInfo(id="ses_x", project=tmp_path, title="deploy")
+    with SessionStore(tmp_path / "s.db") as store:
+        store.create_session(info)
+        store.save_step(info.id, messages)
+        stored, loaded = store.load_session(info.id)
+    scrubber = Scrubber.for_project(tmp_path)
+    md = export_markdown(stored, loaded, (), scrubber)
+    doc = json.dumps(export_json(stored, loaded, (), scrubber))
+    for text in (md, doc):
+        for secret in ("qz-9f8e7d6c5b4a39281706", "dotenv-pass-55", "url-pass-66", "ghp_abcdef"):
+            assert secret not in text, secret
+        assert "postgres://app:[redacted]@db/app" in text and "MY_SERVICE_API_KEY=[redacted]" in text
+    assert json.loads(doc)["messages"][1]["parts"][0]["state"]["input"] == {"command": "env; cat .env"}
+    # without the project's scrubber, the environment's secrets still go
+    assert "qz-9f8e7d6c5b4a39281706" not in export_markdown(stored, loaded)

@@ -74,7 +74,8 @@ async def test_glob_newest_first_and_relative_to_root(h: Harness, root: Path) ->
     write(root, "src/notes.txt", mtime=4_000_000)
     result = await h.run(GlobTool(), pattern="**/*.py")
     assert lines(result) == ["src/pkg/new.py", "src/mid.py", "src/old.py"]
-    assert h.asks == [PermissionQuery(permission="glob", patterns=["**/*.py"], title="glob **/*.py")]
+    # leave is asked for the folder searched, not the glob: the rules judge paths
+    assert h.asks == [PermissionQuery(permission="glob", patterns=["."], title="glob **/*.py")]
 
     # relative to a folder, shown relative to the project root
     result = await h.run(GlobTool(), pattern="*.py", path="src/pkg")
@@ -162,8 +163,8 @@ def corpus(root: Path) -> Path:
 async def test_grep_files_with_matches_newest_first_respecting_gitignore(h: Harness, corpus: Path) -> None:
     result = await h.run(GrepTool(), pattern="alpha")
     assert lines(result) == ["Found 3 files", "src/new.py", "docs/readme.md", "src/old.py"]
-    assert h.asks[0].permission == "grep"
-    assert h.asks[0].patterns == ["alpha"]
+    # leave is asked for the folder searched, not the regex: the rules judge paths
+    assert (h.asks[0].permission, h.asks[0].patterns) == ("grep", ["."])
 
     result = await h.run(GrepTool(), pattern="alpha", glob="*.py")
     assert lines(result)[1:] == ["src/new.py", "src/old.py"]

@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import signal
+import stat
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -13,15 +16,24 @@ from typing import Any
 import pytest
 
 from nbagent.core.events import Event, ToolCallOutput
-from nbagent.tools.base import PermissionQuery, PermissionRejected, Tool, ToolContext, ToolFailure, ToolResult
+from nbagent.tools.base import (
+    PermissionQuery,
+    PermissionRejected,
+    Tool,
+    ToolContext,
+    ToolFailure,
+    ToolResult,
+    default_output_dir,
+)
 from nbagent.tools.shell import (
-    KEEP_CHARS,
     BashOutputTool,
     BashTool,
     KillShellTool,
     ShellRegistry,
     close_shells,
 )
+from nbagent.tools.shell_env import ShellOptions
+from nbagent.tools.spill import KEEP_CHARS
 
 
 def alive(pid: int) -> bool:
@@ -324,3 +336,76 @@ async def test_background_leftovers_are_killed_after_the_shell_exits(h: Harness)
     killed = await h.run(KillShellTool(), shell_id="bash_1")
     assert "Killed bash_1" in killed.output
     assert await gone(child)
+
+
+# ---------------------------------------------------------------------------------------------- output cap
+
+
+def private(path: Path) -> None:
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600, oct(path.stat().st_mode)
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700, oct(path.parent.stat().st_mode)
+
+
+async def test_endless_output_is_capped_and_the_command_stopped(h: Harness) -> None:
+    h.ctx.shell = ShellOptions(max_output_bytes=1_000_000)
+    start = time.monotonic()
+    result = await h.bash("yes")
+    assert time.monotonic() - start < 10
+    assert "Output exceeded 1 MB; the command was stopped" in result.output
+    assert result.metadata["output_capped"] and result.metadata["exit_code"] != 0
+    saved = Path(result.metadata["output_file"])
+    assert 900_000 <= saved.stat().st_size <= 1_000_000
+    private(saved)
+
+
+async def test_endless_background_output_is_capped_too(h: Harness) -> None:
+    h.ctx.shell = ShellOptions(max_output_bytes=1_000_000)
+    await h.bash("seq 1 inf", run_in_background=True)
+    shell = h.ctx.state["shells"].get("bash_1")
+    for _ in range(200):
+        if shell.run.proc.returncode is not None and shell.after.done():
+            break
+        await asyncio.sleep(0.05)
+    assert shell.run.proc.returncode is not None  # stopped without anyone killing it
+    out = await h.run(BashOutputTool(), shell_id="bash_1")
+    assert "Output exceeded 1 MB" in out.output
+    assert shell.log.path is not None and shell.log.path.stat().st_size <= 1_000_000
+    private(shell.log.path)
+
+
+async def test_spilled_output_goes_to_a_private_cache_folder(tmp_path: Path) -> None:
+    # The default output folder: under NBAGENT_CACHE_DIR (set for tests), 0700, files 0600.
+    root = tmp_path / "project"
+    root.mkdir()
+    h = Harness(root, default_output_dir())
+    result = await h.bash(f"seq -w 1 {KEEP_CHARS // 10 * 2}")
+    saved = Path(result.metadata["output_file"])
+    assert saved.parent == default_output_dir() and str(saved).startswith(os.environ["NBAGENT_CACHE_DIR"])
+    private(saved)
+    assert stat.S_IMODE(Path(os.environ["NBAGENT_CACHE_DIR"]).stat().st_mode) == 0o700
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Any:
+    """A 64 KB tmpfs: spilling output there runs out of space (root only)."""
+    mnt = tmp_path / "full"
+    mnt.mkdir()
+    if os.getuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a small tmpfs needs root")
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.decode().strip()}")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+async def test_a_full_disk_while_spilling_does_not_stall_the_command(tmp_path: Path, full_disk: Path) -> None:
+    root = tmp_path / "project"
+    root.mkdir()
+    h = Harness(root, full_disk)
+    start = time.monotonic()
+    result = await h.bash(f"seq -w 1 {KEEP_CHARS // 10 * 3}; echo done", timeout=60_000)
+    assert time.monotonic() - start < 20
+    assert result.metadata["exit_code"] == 0 and not result.metadata["timed_out"]
+    assert "Saving the output failed (No space left on device)" in result.output
+    assert "done\nExit code 0." in result.output

@@ -28,7 +28,7 @@ from nbagent.permissions.wrappers import STRING_LONG, WRAPPERS, wrapper_table
 MAX_DEPTH = 8  # nested bash -c / eval strings
 MAX_CHARS = 100_000  # longer command lines are not analysed
 MAX_NODES = 200_000
-MAX_SECONDS = 0.5
+MAX_SECONDS = 5.0  # a bound for pathological input, far above any real command
 
 _parser: Parser | None = None
 

@@ -108,7 +108,7 @@ _SECRET_NAME_RE = re.compile("|".join("(?:" + re.escape(n).replace(r"\*", ".*") 
 
 
 def _home() -> str:
-    return os.path.expanduser("~")
+    return os.environ.get("HOME") or os.path.expanduser("~")
 
 
 @lru_cache(maxsize=64)

@@ -237,7 +237,9 @@ class ShellRules:
         if cwd is None:
             return [*parts, Part("ask", "unknown directory", f"cannot tell what {path} matches", label=path)]
         base = cwd if os.path.isabs(cwd) else os.path.join(self._root, cwd)
-        matches, complete = expand(path, base)
+        matches, complete = expand(path, base, limit=10_000)
+        if parts[0].action == "allow":
+            matches = self._needs_check(matches, base)
         for match in matches:
             part = self._path_part("read", match, cwd, access)
             if part.action != "allow":
@@ -250,6 +252,22 @@ class ShellRules:
         if not complete:
             parts.append(Part("ask", "too many files", f"{path} matches too many files to check", label=path))
         return parts
+
+    def _needs_check(self, matches: list[str], base: str) -> list[str]:
+        """The glob matches a full check could decide otherwise than the folder's: links, secret names,
+        anything outside the project. Plain files in checked folders inside the project are skipped."""
+        root = os.path.realpath(self._root)
+        inside: dict[str, bool] = {}
+        out: list[str] = []
+        for match in matches:
+            full = os.path.normpath(os.path.join(base, match))
+            parent = os.path.dirname(full)
+            if parent not in inside:
+                real = os.path.realpath(parent)
+                inside[parent] = real == root or real.startswith(root + "/")
+            if not inside[parent] or os.path.islink(full) or secret_kind(full) is not None:
+                out.append(match)
+        return out
 
     def _recursive_parts(self, path: str, cwd: str | None, seen: View) -> list[Part]:
         part = self._path_part("read", path, cwd, "list")

@@ -39,3 +39,20 @@ class ContextTooLong(ProviderError):
 
 class TurnCancelled(NbagentError):
     """The user stopped the turn."""
+
+
+class ToolFailure(Exception):
+    """Raised by a tool: the message goes back to the model as the tool's error result."""
+
+
+class PermissionRejected(ToolFailure):
+    """A rule, a mode or the user refused the call; the message (and feedback) goes back to the model.
+
+    ``stops_turn``: a person said no without saying what to do instead, so the turn ends and waits for
+    them; a refusal by rule lets the model adapt and go on.
+    """
+
+    def __init__(self, message: str, feedback: str = "", *, stops_turn: bool = False) -> None:
+        super().__init__(message + (f"\nThe user said: {feedback}" if feedback else ""))
+        self.feedback = feedback
+        self.stops_turn = stops_turn and not feedback

@@ -7,40 +7,32 @@ the *broker* turns an "ask" into a ``PermissionAsked`` event and waits for ``rep
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
-
-from pydantic import BaseModel, Field
 
 from nbagent.core.config import Mode
-from nbagent.core.events import PermissionAsked, PermissionReplied
+from nbagent.core.errors import PermissionRejected
+from nbagent.core.events import Event, PermissionAsked, PermissionReplied
 from nbagent.core.messages import new_id
-from nbagent.tools.base import Emit, PermissionQuery, PermissionRejected
+from nbagent.core.permission_types import (
+    Action,
+    Decision,
+    HeadlessPolicy,
+    PermissionPolicy,
+    PermissionQuery,
+    ReplyKind,
+)
 
-Action = Literal["allow", "ask", "deny"]
-ReplyKind = Literal["once", "always", "reject"]
-HeadlessPolicy = Literal["allow", "deny"]
-
-
-class Decision(BaseModel):
-    action: Action
-    rule: str = ""  # the rule that decided, as the user wrote it (e.g. 'bash: git status*')
-    reason: str = ""
-    always: list[str] = Field(default_factory=list)  # scoped rules an "always" reply would save
-    details: dict[str, Any] = Field(default_factory=dict)
-    # Only a person may approve: --yes, bypass mode and the headless policy never do (a command the
-    # analysis cannot see while deny rules exist, a request to trust a folder's code).
-    person_only: bool = False
-
-
-class PermissionPolicy(Protocol):
-    mode: Mode
-
-    def evaluate(self, query: PermissionQuery) -> Decision: ...
-
-    def remember(self, query: PermissionQuery, decision: Decision) -> None:
-        """Persist the scoped rules of ``decision.always`` (an "always" reply)."""
-        ...
+Emit = Callable[[Event], None]
+__all__ = [
+    "Action",
+    "AllowAll",
+    "Decision",
+    "HeadlessPolicy",
+    "PermissionBroker",
+    "PermissionPolicy",
+    "ReplyKind",
+]
 
 
 class AllowAll:

@@ -43,7 +43,7 @@ def permission_check(
 ) -> list[str]:
     """Lines ``decision<TAB>input<TAB>rule — reason`` for each input."""
     from nbagent.permissions.policy import RulePolicy
-    from nbagent.tools.base import PermissionQuery
+    from nbagent.core.permission_types import PermissionQuery
 
     policy = RulePolicy(root, config, agent=agent, mode=mode)
     key = TOOL_KEYS.get(tool, tool)

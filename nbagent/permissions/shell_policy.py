@@ -14,7 +14,7 @@ import os
 from typing import Any
 
 from nbagent.core.config import Mode
-from nbagent.core.permission import Decision
+from nbagent.core.permission_types import Decision
 from nbagent.permissions.bash import Analysis, FoundCommand, Redirect, analyze
 from nbagent.permissions.defaults import secret_kind
 from nbagent.permissions.deny import could_match, flag_match, strip_git_globals

@@ -12,10 +12,21 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, Field
 
+from nbagent.core.errors import PermissionRejected, ToolFailure
 from nbagent.core.events import Event
 from nbagent.core.messages import Attachment
+from nbagent.core.permission_types import PermissionQuery
 from nbagent.tools.shell_env import ShellOptions
 from nbagent.tools.spill import cache_dir, private_dir
+
+__all__ = [
+    "PermissionQuery",
+    "PermissionRejected",
+    "Tool",
+    "ToolContext",
+    "ToolFailure",
+    "ToolResult",
+]
 
 DESCRIPTIONS = Path(__file__).parent / "descriptions"
 
@@ -24,37 +35,11 @@ MAX_OUTPUT_CHARS = 30_000
 MAX_OUTPUT_LINES = 2_000
 
 
-class ToolFailure(Exception):
-    """Raised by a tool: the message goes back to the model as the tool's error result."""
-
-
-class PermissionRejected(ToolFailure):
-    """A rule, a mode or the user refused the call; the message (and feedback) goes back to the model.
-
-    ``stops_turn``: a person said no without saying what to do instead, so the turn ends and waits for
-    them; a refusal by rule lets the model adapt and go on.
-    """
-
-    def __init__(self, message: str, feedback: str = "", *, stops_turn: bool = False) -> None:
-        super().__init__(message + (f"\nThe user said: {feedback}" if feedback else ""))
-        self.feedback = feedback
-        self.stops_turn = stops_turn and not feedback
-
-
 class ToolResult(BaseModel):
     output: str
     title: str = ""
     metadata: dict[str, Any] = Field(default_factory=dict)
     attachments: list[Attachment] = Field(default_factory=list)
-
-
-class PermissionQuery(BaseModel):
-    """What a tool asks leave for. ``permission`` is the rule key (read, edit, bash, ...)."""
-
-    permission: str
-    patterns: list[str]
-    title: str = ""
-    metadata: dict[str, Any] = Field(default_factory=dict)
 
 
 @dataclass

@@ -3,8 +3,9 @@
 - command patterns (``bash``): ``*`` is any text, but a ``*`` glued to a word only extends it by whole
   words: ``git status*`` matches ``git status`` and ``git status --short``, never ``git status-all``;
   a trailing `` *`` also matches nothing (``git commit *`` matches ``git commit``).
-- path patterns (read, edit, glob, grep, external_directory): gitignore-style, relative to the project
-  root; absolute (``/etc/**``) and home (``~/.ssh/**``) patterns match paths outside it.
+- path patterns (read, edit, glob, grep, external_directory): gitignore's wildmatch (compiled by
+  pathspec), relative to the project root; absolute (``/etc/**``) and home (``~/.ssh/**``) patterns
+  match paths outside it. A folder matches ``docs/`` and ``src/**`` itself, and paths inside a match.
 - plain patterns (every other key: URLs, tool names, code): ``*`` is any text, ``?`` one character.
 """
 
@@ -80,23 +81,14 @@ def match_plain(pattern: str, text: str) -> bool:
     return plain_regex(pattern).match(text) is not None
 
 
-def _segments_regex(segments: list[str]) -> str:
-    """gitignore semantics for '/'-separated segments: ``**`` spans directories."""
-    out = ""
-    last = len(segments) - 1
-    for i, seg in enumerate(segments):
-        if seg == "**":
-            if i == last:
-                out += ".*" if i == 0 else "(?:/.*)?"  # 'src/**' also names src itself
-            elif i == 0:
-                out += "(?:.*/)?"
-            else:
-                out += "(?:/.*)?/"
-            continue
-        if i > 0 and segments[i - 1] != "**":
-            out += "/"
-        out += _glob_piece(seg, "[^/]*", "[^/]")
-    return out
+def _gitignore_regex(pattern: str) -> re.Pattern[str]:
+    """A gitignore pattern compiled by pathspec (the reference implementation of git's wildmatch)."""
+    from pathspec.patterns.gitignore.spec import GitIgnoreSpecPattern
+
+    compiled = GitIgnoreSpecPattern(pattern).regex
+    if compiled is None:  # a comment or blank: matches nothing
+        return re.compile(r"(?!)")
+    return compiled if isinstance(compiled, re.Pattern) else re.compile(str(compiled))
 
 
 class PathPattern:
@@ -112,26 +104,30 @@ class PathPattern:
         if p.startswith("~"):
             p = os.path.expanduser(p)
         if p.startswith("/") and _is_filesystem_path(p, root):
+            # an absolute path: the same wildmatch rules, anchored at the file system's root
             self.absolute = True
             p = p.rstrip("/") or "/"
-            segs = [s for s in p.split("/") if s]
-            self.regex = re.compile(r"\A/" + _segments_regex(segs) + r"(?:/.*)?\Z", re.DOTALL)
+            self.regex = _gitignore_regex("/" + p.lstrip("/")) if p != "/" else re.compile(r"(?s:.*)")
             return
         if p.startswith("./"):
             p = "/" + p[2:]
-        anchored = "/" in p.rstrip("/")
-        p = p.strip("/")
-        segs = [s for s in p.split("/") if s and s != "."]
-        prefix = "" if anchored or (segs and segs[0] == "**") else "(?:.*/)?"
-        self.regex = re.compile(r"\A" + prefix + _segments_regex(segs) + r"(?:/.*)?\Z", re.DOTALL)
+        if p.strip("/") in ("", "."):
+            self.regex = re.compile(r"(?s:.*)")  # '.', './': the whole project
+            return
+        self.regex = _gitignore_regex(p)
 
     def match(self, rel: str | None, absolute: str) -> bool:
         """``rel``: the path relative to the root (posix, '.' for the root) or None when outside."""
         if self.catch_all:
             return True
         if self.absolute:
-            return self.regex.match(absolute) is not None
-        return rel is not None and self.regex.match(rel) is not None
+            path = absolute.lstrip("/")
+        elif rel is None:
+            return False
+        else:
+            path = rel
+        # a folder matches 'docs/' and 'src/**' itself too, and what is inside a match is matched
+        return self.regex.match(path) is not None or self.regex.match(path + "/") is not None
 
 
 def _is_filesystem_path(pattern: str, root: Path) -> bool:

@@ -1,6 +1,6 @@
 """Walking a folder without ripgrep: the files ``glob`` and ``grep`` would see, and gitignore-style globs.
 
-Like ripgrep, the walk skips hidden entries (unless asked), what simple .gitignore rules exclude, and
+Like ripgrep, the walk skips hidden entries (unless asked), what .gitignore files exclude, and
 VCS/dependency folders, and it never follows a symbolic link: a link inside the project that leads out
 of it (``notes -> ~/.ssh``) or to a protected file is not a way around the permission rules.
 """
@@ -12,6 +12,8 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import pathspec
 
 SKIP_DIRS = frozenset({".git", ".hg", ".svn", "node_modules", ".venv", "venv", "__pycache__"})
 
@@ -68,37 +70,32 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
 
 @dataclass
 class _IgnoreRules:
-    """The simple part of .gitignore (no negation), for the pure-Python walker."""
+    """The .gitignore files from the walk's top down to a folder, matched by pathspec (git's rules,
+    negation included; a deeper file's verdict wins)."""
 
-    rules: list[tuple[Path, re.Pattern[str], bool]] = field(default_factory=list)  # (base, regex, dir_only)
+    rules: list[tuple[Path, pathspec.GitIgnoreSpec]] = field(default_factory=list)
 
     def extended(self, folder: Path) -> _IgnoreRules:
         gitignore = folder / ".gitignore"
         if not gitignore.is_file():
             return self
-        new = list(self.rules)
         try:
             lines = gitignore.read_text(encoding="utf-8", errors="replace").splitlines()
         except OSError:
             return self
-        for raw in lines:
-            line = raw.strip()
-            if not line or line.startswith(("#", "!")):
-                continue
-            new.append((folder, glob_regex(line), line.endswith("/")))
-        return _IgnoreRules(new)
+        return _IgnoreRules([*self.rules, (folder, pathspec.GitIgnoreSpec.from_lines(lines))])
 
     def ignored(self, path: Path, is_dir: bool) -> bool:
-        for base, regex, dir_only in self.rules:
-            if dir_only and not is_dir:
-                continue
+        verdict: bool | None = None
+        for base, spec in self.rules:
             try:
-                rel = path.relative_to(base).as_posix()
+                rel = path.relative_to(base).as_posix() + ("/" if is_dir else "")
             except ValueError:
                 continue
-            if regex.match(rel):
-                return True
-        return False
+            include = spec.check_file(rel).include
+            if include is not None:
+                verdict = include
+        return bool(verdict)
 
 
 def walk_files(top: Path, *, hidden: bool = False) -> Iterator[Path]:

@@ -27,6 +27,7 @@ FOUNDATION = {
     "nbagent.core.secret_sources",
     "nbagent.core.private",
     "nbagent.core.text",
+    "nbagent.core.log",
 }
 SERVICES = ("nbagent.providers", "nbagent.tools", "nbagent.permissions", "nbagent.store", "nbagent.ext")
 # the package root is the `%load_ext nbagent` entry point
@@ -41,6 +42,8 @@ def layer(module: str) -> int:
     if module.startswith(tuple(p + "." for p in SERVICES)) or module in SERVICES:
         return 1
     if module.startswith(tuple(p + "." for p in FRONT_ENDS[1:])) or module in FRONT_ENDS:
+        return 3
+    if module.startswith("nbagent.cli"):  # cli_render, cli_chat, cli_session, ...
         return 3
     return 2  # the rest of nbagent.core: session, loop, commands, the broker, context
 

@@ -42,8 +42,8 @@ def permission_check(
     mode: Mode | None = None,
 ) -> list[str]:
     """Lines ``decision<TAB>input<TAB>rule — reason`` for each input."""
-    from nbagent.permissions.policy import RulePolicy
     from nbagent.core.permission_types import PermissionQuery
+    from nbagent.permissions.policy import RulePolicy
 
     policy = RulePolicy(root, config, agent=agent, mode=mode)
     key = TOOL_KEYS.get(tool, tool)

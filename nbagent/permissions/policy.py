@@ -23,14 +23,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from nbagent.core.config import Config, Mode
-from nbagent.core.permission_types import Decision
+from nbagent.core.permission_types import Decision, PermissionQuery
 from nbagent.permissions.config import Action, Rules, agent_rules, config_rules, parse_rules
 from nbagent.permissions.defaults import DEFAULT_PERMISSION, KEY_ALIASES, PATH_KEYS, config_kind, secret_kind
 from nbagent.permissions.parts import RANK, Hit, Part, most_restrictive
 from nbagent.permissions.patterns import CATCH_ALL, has_glob, match_plain, path_pattern, static_prefix
 from nbagent.permissions.shell_policy import ShellRules, matches_bash
 from nbagent.permissions.store import LocalRules
-from nbagent.core.permission_types import PermissionQuery
 
 
 @dataclass

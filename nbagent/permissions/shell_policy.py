@@ -23,7 +23,8 @@ from nbagent.permissions.options import OptionTable, parse_options
 from nbagent.permissions.parts import Hit, Part, most_restrictive
 from nbagent.permissions.patterns import match_command, static_prefix
 from nbagent.permissions.programs import FS_EDIT_COMMANDS, SAFE_VARS, always_prefix, safe_assign
-from nbagent.permissions.readonly import ANY_ARGS, View, is_read_only_program, view
+from nbagent.permissions.readonly import ANY_ARGS, is_read_only_program, view
+from nbagent.permissions.view import View
 
 SYSTEM_BIN = ("/bin/", "/usr/bin/", "/usr/local/bin/", "/sbin/", "/usr/sbin/", "/usr/local/sbin/")
 _DECLARATIONS = frozenset({"export", "local", "declare", "readonly", "typeset", "unset"})

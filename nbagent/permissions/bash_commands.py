@@ -16,6 +16,7 @@ from nbagent.permissions.bash_types import (
     Analysis,
     Ctx,
     FoundCommand,
+    Redirect,
     Word,
     get_parser,
     join_cwd,
@@ -189,10 +190,27 @@ class CommandWalker:
                      "--max-lines", "--max-procs", "--max-chars", "--replace", "--process-slot-var", "--eof", "-e",
                      "-i", "-l"}  # fmt: skip
             i = _skip_options(vals, takes)
+            for k, v in enumerate(vals[:i]):  # -a FILE: the arguments come from a file it reads
+                target = vals[k + 1] if v in ("-a", "--arg-file") and k + 1 < len(vals) else None
+                if v is not None and v.startswith("--arg-file="):
+                    target = v.split("=", 1)[1]
+                if target is not None or v in ("-a", "--arg-file"):
+                    self.out.redirects.append(Redirect("<", target or "", target is not None, False, ctx.cwd))
             if i >= len(args):
                 self.record(words, ctx, assigns=assigns, names=names)  # xargs alone runs echo
                 return
             inner(args[i:], "xargs", more_args=True)
+            return
+        if base in ("source", "."):
+            found = self.record(words, ctx, assigns=assigns, names=names, extra_args=extra_args)
+            script = vals[0] if vals else None
+            if script is None or _streamed(script):
+                found.code = True
+            found.script = script
+            return
+        if base == "trap" and vals and vals[0] is not None and not vals[0].startswith("-"):
+            self.record(words, ctx, assigns=assigns, names=names)
+            self.parse_nested(vals[0], [], ctx, assigns, names, "trap", record=False)
             return
         if base == "watch":
             i = _skip_options(vals, {"-n", "--interval", "-d", "-q"})
@@ -378,9 +396,12 @@ class CommandWalker:
             self.record(words, ctx, assigns=assigns, names=names,
                         unknowable=f"{base} reads its program from standard input")  # fmt: skip
         else:
-            self.record(
+            found = self.record(
                 words, ctx, assigns=assigns, names=names, code=stdin is not None, extra_args=extra_args
             )
+            if script is not None and script != "-" and not any(v in _NO_PROGRAM_FLAGS for v in vals):
+                found.script = script
+                found.code = found.code or _streamed(script)
 
     def shell(
         self,
@@ -425,8 +446,13 @@ class CommandWalker:
             self.shell_string(words[: i + 2], [words[i + 1]], ctx, assigns, names, f"{base} -c")
             return
         if i < len(vals) and not from_stdin:
-            # a script file: the program is the script, decided by the rules like any other
-            self.record(words, ctx, assigns=assigns, names=names, extra_args=extra_args)
+            # a script file: the program is the script, decided by the rules like any other; its
+            # content is read for deny rules after the walk (``bash.analyze``)
+            found = self.record(words, ctx, assigns=assigns, names=names, extra_args=extra_args)
+            script = vals[i]
+            if script is not None and _streamed(script):
+                found.code = True  # <(...), /dev/stdin: code nbagent cannot read
+            found.script = script
             return
         if stdin is not None:
             self.parse_nested(stdin, words, ctx, assigns, names, f"{base} <<")
@@ -538,6 +564,11 @@ def _brace_command(text: str) -> list[Word] | None:
             return None
         words += [(f, f) for f in fields]
     return words or None
+
+
+def _streamed(script: str) -> bool:
+    """A script that is a stream (process substitution, stdin): its code cannot be read beforehand."""
+    return script in ("-", "/dev/stdin") or script.startswith(("/dev/fd/", "/proc/self/fd/", "<(", "$("))
 
 
 def _skip_options(vals: list[str | None], takes_value: set[str]) -> int:

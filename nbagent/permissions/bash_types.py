@@ -40,6 +40,7 @@ class FoundCommand:
     wrapper: bool = False  # only runs another command (found separately): env, nohup, xargs, bash -c, ...
     code: bool = False  # runs code the analysis does not read (python -c, node -e, awk, env -S)
     extra_args: bool = False  # gets more arguments at run time (xargs)
+    script: str | None = None  # the script file it runs (bash FILE, source FILE, python FILE)
 
     @property
     def program(self) -> str:

@@ -76,7 +76,7 @@ class ShellRules:
         parts: list[Part] = []
         found: list[dict[str, Any]] = []
         for command in commands:
-            analysis = analyze(command)
+            analysis = analyze(command, self._root)
             cmd_parts, listed = self._analysis_parts(analysis)
             if analysis.opaque and self._bash_deny_patterns():
                 # a deny rule could be dodged by what nbagent cannot see: only a person may approve

@@ -162,6 +162,8 @@ SECRETS = [
     "xargs cat < list",
     "tac .env",
     "sed -n p .env",
+    "xargs -a .env echo",
+    "xargs --arg-file=.env echo",
 ]
 SAFE = ["ls", "git status", "cat README.md", "grep -n demo src/x.py", "sed -n 1,20p README.md"]
 
@@ -220,6 +222,21 @@ OBFUSCATED_DENIED = [
     "chronic rm victim",
     "stdbuf -o0 rm victim",
     "strace -o /dev/null rm victim",
+    "bash <(echo rm victim)",
+    ". <(echo rm victim)",
+    "source /dev/stdin <<< 'rm victim'",
+    "echo 'rm victim' > s.sh && bash s.sh",
+    "printf 'rm victim' > s.py; python3 s.py",
+    "bash staged.sh",
+    "source staged.sh",
+    ". ./staged.sh",
+    "sh -x staged.sh",
+    "trap 'rm victim' EXIT",
+    "time rm victim",
+    "coproc rm victim",
+    "! rm victim",
+    "if true; then rm victim; fi",
+    "f() { rm victim; }; f",
 ]
 
 
@@ -231,6 +248,7 @@ def attack(project: Path, tmp_path: Path) -> Path:
     (project / "payload").write_text("a[$(touch PWNED)]\n")
     (project / "list").write_text(".env\n")
     (project / "victim").write_text("keep me\n")
+    (project / "staged.sh").write_text("echo building\nrm victim\n")
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "secret.txt").write_text(SECRET)

@@ -277,6 +277,10 @@ class _Walker(CommandWalker):
         if not argv:
             return
         flags = "".join(a[1:] for a in argv[1:] if a.startswith(("-", "+")))
+        if "i" in flags and argv[0] != "unset":
+            self.out.hidden.append(
+                f"{argv[0]} -i makes later assignments arithmetic, which can run commands held in a value"
+            )
         if "n" in flags and argv[0] != "export":
             self.out.hidden.append(f"{argv[0]} -n makes a name for another variable, which may hold a secret")
         if argv[0] != "unset" and "x" in flags:
@@ -373,6 +377,14 @@ class _Walker(CommandWalker):
                 self.out.hidden.append(
                     f"{text} expands a variable named by another variable (it may hold a secret)"
                 )
+            offset = _OFFSET.match(text)
+            if offset is not None:  # ${x:OFFSET:LENGTH} evaluates both as arithmetic
+                for name in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", offset.group(1)):
+                    if name not in self.ints and name not in INT_VARS:
+                        self.out.hidden.append(
+                            f"{text} evaluates ${name} as arithmetic; its value is not a known number"
+                        )
+                        break
             kids = node.named_children
             if len(kids) == 1 and kids[0].type == "variable_name" and self.text(kids[0]) == "HOME":
                 self.out.expanded.append("HOME")
@@ -441,5 +453,6 @@ def _unescape(text: str, escapable: str | None) -> str:
     return "".join(out)
 
 
+_OFFSET = re.compile(r"\$\{#?[A-Za-z_@*][A-Za-z0-9_]*(?:\[[^\]]*\])?:(?![-=?+])([^}]*)\}\Z")
 # Shell variables that are not environment settings: assigning them is harmless.
 _HARMLESS_SHELL = frozenset({"_", "OPTIND", "OPTARG", "REPLY"})

@@ -352,6 +352,7 @@ _PROGRAMS: dict[str, _Program] = {
         "none",
         max_operands=0,
     ),
+    "read": _p("-r -s -e -a= -d= -i= -n= -N= -p= -t= -u=", "none"),
     "printenv": _p("-0 --null" + _HELP, "none", check=_printenv),
     "command": _p("-p -v -V", "none"),
     "tee": _p("-a -i -p --append --ignore-interrupts --output-error?" + _HELP, "none"),  # its files: edits
@@ -360,6 +361,8 @@ _PROGRAMS: dict[str, _Program] = {
 # Operands that are words, not files (after the options): the first operand is a pattern or script.
 _PATTERN_FIRST = frozenset({"grep", "egrep", "fgrep", "rg", "sed", "jq"})
 _PATTERN_OPTIONS = ("-e", "--regexp", "-f", "--file", "--expression")
+# Commands that only print or test their words: any word is harmless (expansions are checked apart).
+_FREE = frozenset({"echo", "test", "[", "true", "false", ":"})
 # Commands whose arguments may be anything known only at run time: they read no files.
 ANY_ARGS = frozenset({"echo", "printf", "true", "false", ":", "test", "["})
 
@@ -370,6 +373,8 @@ def is_read_only_program(program: str) -> bool:
 
 def view(program: str, args: list[str]) -> View:
     """How ``program args`` reads, or why it is not proven read-only."""
+    if program in _FREE:
+        return View()  # prints or tests its words; reads no file
     if program == "git":
         return git_view(args)
     if program == "find":

@@ -109,6 +109,9 @@ PARSER = [
     "echo ${a[$(touch PWNED)]}",
     "x='a[$(touch PWNED)]'; let y=x",
     "{ls,-la,;touch,PWNED}",
+    "read y < payload; declare -i x; x=y",
+    "read y < payload; echo ${HOME:y}",
+    "read y < payload; echo ${HOME:0:y}",
 ]
 # ---- class 4: secrets read without a prompt --------------------------------------------------------
 SECRETS = [
@@ -165,7 +168,18 @@ SECRETS = [
     "xargs -a .env echo",
     "xargs --arg-file=.env echo",
 ]
-SAFE = ["ls", "git status", "cat README.md", "grep -n demo src/x.py", "sed -n 1,20p README.md"]
+SAFE = [
+    "ls",
+    "git status",
+    "cat README.md",
+    "grep -n demo src/x.py",
+    "sed -n 1,20p README.md",
+    "while read -r line; do echo \"$line\"; done < README.md",
+    "test -f README.md && echo yes",
+    "git log --oneline -5 | head -3",
+    "grep -rn demo src",
+    "find . -name '*.py' -type f",
+]
 
 # ---- class 6: deny rules evaded by obfuscation ------------------------------------------------------
 DENY_RULES = {"bash": {"rm *": "deny", "git push*": "deny"}}

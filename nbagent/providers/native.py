@@ -193,17 +193,22 @@ class NativeProvider:
     def supports(model: str) -> bool:
         return supports(model)
 
-    def _http(self) -> httpx.AsyncClient:
+    def _new_client(self) -> httpx.AsyncClient:
         import httpx
 
+        return httpx.AsyncClient(
+            timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout),
+            limits=httpx.Limits(max_connections=20, max_keepalive_connections=10, keepalive_expiry=60.0),
+            trust_env=True,
+        )
+
+    async def _http(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop or self._client.is_closed:
-            # Connections belong to the loop that opened them; a new loop (asyncio.run per turn) gets a new pool.
-            self._client = httpx.AsyncClient(
-                timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout),
-                limits=httpx.Limits(max_connections=20, max_keepalive_connections=10, keepalive_expiry=60.0),
-                trust_env=True,
-            )
+            # Connections belong to the loop that opened them; a new loop (asyncio.run per turn) gets a
+            # new pool. Building one loads the certificate store (60-190 ms): a thread does it, so the
+            # loop (a notebook kernel's) stays free.
+            self._client = await asyncio.to_thread(self._new_client)
             self._loop = loop
         return self._client
 
@@ -227,7 +232,7 @@ class NativeProvider:
         parser: _OpenAIStream | _AnthropicStream = (
             _AnthropicStream(request.model, key_env) if anthropic else _OpenAIStream(request.model, key_env)
         )
-        client = self._http()
+        client = await self._http()
         try:
             async with client.stream("POST", target.url, content=content, headers=target.headers) as response:
                 if response.status_code >= 400:

@@ -4,6 +4,13 @@
   (SSE, usage in the last chunk when ``stream_options.include_usage``) and not.
 - ``POST /v1/messages``: Anthropic Messages, streaming (typed SSE events) and not.
 
+Honest for tests: an exception raised while answering (an assertion inside a scripted reply, say) is
+recorded in :attr:`ScriptedModelServer.errors` and answered with a 500 whose message is the traceback,
+and :meth:`ScriptedModelServer.check` (called on leaving the ``with`` block, and by the tests' ``serve``
+fixture) re-raises it. With ``exact=True`` a counted script (one with a ``remaining`` count of replies,
+such as :class:`ListScript`) must be consumed exactly: a request past its last reply gets a 400 naming
+the problem, and replies never requested are reported by :meth:`check`.
+
 Tool-call arguments are split across chunks. Usage counts about four characters a token, and
 prompt caching is simulated: a request's prefix that matches the previous request counts as a
 cache read (OpenAI-style: automatic; Anthropic: only up to the last ``cache_control`` breakpoint).
@@ -15,19 +22,19 @@ import json
 import socket
 import threading
 import time
-import uuid
+import traceback
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from nbagent.providers.scripted.script import Answer, CutStream, ErrorReply, Reply, Script
-
-CHARS_PER_TOKEN = 4
-ARG_CHUNK = 24  # characters of tool-call arguments per streamed chunk
-
-
-def _tokens(chars: int) -> int:
-    return max(0, chars // CHARS_PER_TOKEN)
+from nbagent.providers.scripted.script import Answer, CutStream, ErrorReply, Script
+from nbagent.providers.scripted.wire import (
+    anthropic_message,
+    anthropic_stream,
+    openai_message,
+    openai_stream,
+    tokens,
+)
 
 
 @dataclass
@@ -103,17 +110,17 @@ class _Cache:
         with self._lock:
             common = common_prefix(text, self._last)
             self._last = text
-        total = _tokens(len(text))
+        total = tokens(len(text))
         if protocol == "anthropic":
             end, limit = 0, 0
             for s, marked in segments:
                 end += len(s)
                 if marked:
                     limit = end
-            read = _tokens(min(common, limit))
-            write = _tokens(limit) - read
+            read = tokens(min(common, limit))
+            write = tokens(limit) - read
             return total - read - write, read, write
-        read = (_tokens(common) // 128) * 128
+        read = (tokens(common) // 128) * 128
         return total, read, 0  # OpenAI reports cached tokens inside prompt_tokens
 
 
@@ -125,12 +132,23 @@ class _QuietServer(ThreadingHTTPServer):
         return None
 
 
-class ScriptedModelServer:
-    """Serve ``script`` on 127.0.0.1 (an ephemeral port unless given). Use as a context manager."""
+class ScriptMismatch(AssertionError):
+    """The conversation did not consume the script exactly (requests past its end, or replies left)."""
 
-    def __init__(self, script: Script, port: int = 0) -> None:
+
+class ScriptedModelServer:
+    """Serve ``script`` on 127.0.0.1 (an ephemeral port unless given). Use as a context manager.
+
+    ``exact``: a counted script must be consumed exactly (see the module's docstring).
+    """
+
+    def __init__(self, script: Script, port: int = 0, *, exact: bool = False) -> None:
         self.script = script
+        self.exact = exact
         self.requests: list[RecordedRequest] = []
+        self.errors: list[BaseException] = []  # raised while answering; check() re-raises the first
+        self.extra_requests = 0  # requests past the end of a counted script (exact mode)
+        self._lock = threading.Lock()
         self._cache = _Cache()
         self._httpd = _QuietServer(("127.0.0.1", port), self._handler_class())
         self._thread = threading.Thread(
@@ -164,8 +182,55 @@ class ScriptedModelServer:
     def __enter__(self) -> ScriptedModelServer:
         return self.start()
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         self.stop()
+        if exc_type is None:
+            self.check()
+
+    def problems(self) -> list[str]:
+        """What went wrong while serving, one line each: exceptions, then exactness misses."""
+        out = [f"the scripted reply raised {type(e).__name__}: {e}" for e in self.errors]
+        if self.extra_requests:
+            out.append(
+                f"{self.extra_requests} request(s) came after the script's last reply "
+                f"({len(self.requests)} requests in all): script the extra replies, or find why the "
+                "conversation made more requests than expected"
+            )
+        left = self._remaining()
+        if self.exact and left:
+            out.append(
+                f"{left} scripted reply(ies) were never requested ({len(self.requests)} requests came): "
+                "the conversation stopped earlier than the script expects"
+            )
+        return out
+
+    def check(self) -> None:
+        """Raise what went wrong while serving: the first exception a reply raised (as itself, the rest
+        noted), else a :class:`ScriptMismatch` for an inexactly consumed script."""
+        problems = self.problems()
+        if not problems:
+            return
+        if self.errors:
+            first = self.errors[0]
+            note = "scripted model server, also: " + "; ".join(problems[1:])
+            if len(problems) > 1 and note not in getattr(first, "__notes__", []):
+                first.add_note(note)
+            raise first
+        raise ScriptMismatch("scripted model server: " + "; ".join(problems))
+
+    def _remaining(self) -> int:
+        remaining = getattr(self.script, "remaining", None)
+        return remaining if isinstance(remaining, int) else 0
+
+    def _answer(self, body: dict[str, Any], protocol: str) -> Answer | None:
+        """The script's answer, or None for a request past the end of a counted script (exact mode)."""
+        if not self.exact or getattr(self.script, "remaining", None) is None:
+            return self.script.answer(body, protocol)
+        with self._lock:
+            if self._remaining() <= 0:
+                self.extra_requests += 1
+                return None
+            return self.script.answer(body, protocol)
 
     # -- request handling -------------------------------------------------------------------
 
@@ -180,6 +245,25 @@ class ScriptedModelServer:
                 return None
 
             def do_POST(self) -> None:
+                self.headers_sent = False
+                protocol = "anthropic" if self.path.split("?")[0].endswith("/messages") else "openai"
+                try:
+                    self._post()
+                except ConnectionError:
+                    # the client went away mid-answer (a cancelled turn, a killed process): its choice,
+                    # not a failure of the script
+                    self.close_connection = True
+                except Exception as exc:
+                    # Recorded for the test that started the server (check() re-raises it), and shown
+                    # to the client: a visible 500, never a silent disconnect that the client retries.
+                    server.errors.append(exc)
+                    text = "scripted model server: the scripted reply raised\n" + traceback.format_exc()
+                    if self.headers_sent:
+                        self.close_connection = True
+                        return
+                    server._error(self, protocol, ErrorReply(500, text, error_type="scripted_reply_raised"))
+
+            def _post(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 raw = self.rfile.read(length)
                 body = json.loads(raw or b"{}")
@@ -193,7 +277,14 @@ class ScriptedModelServer:
                 else:
                     self._json(404, {"error": {"message": f"no route {path}"}})
                     return
-                answer = server.script.answer(body, protocol)
+                answer = server._answer(body, protocol)
+                if answer is None:
+                    message = (
+                        f"scripted model server: request {len(server.requests)} came after the script's "
+                        "last reply (the conversation made more requests than scripted)"
+                    )
+                    server._error(self, protocol, ErrorReply(400, message, error_type="script_exhausted"))
+                    return
                 server._serve(self, body, protocol, answer)
                 record.served = time.time() - record.received
 
@@ -201,6 +292,7 @@ class ScriptedModelServer:
                 self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
             ) -> None:
                 data = json.dumps(payload).encode()
+                self.headers_sent = True
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(data)))
@@ -222,14 +314,14 @@ class ScriptedModelServer:
         if body.get("stream"):
             if protocol == "openai":
                 include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-                events = _openai_stream(reply, model, usage, include_usage)
+                events = openai_stream(reply, model, usage, include_usage)
             else:
-                events = _anthropic_stream(reply, model, usage)
+                events = anthropic_stream(reply, model, usage)
             self._stream(h, events, cut, reply.delay)
         elif protocol == "openai":
-            h._json(200, _openai_message(reply, model, usage))
+            h._json(200, openai_message(reply, model, usage))
         else:
-            h._json(200, _anthropic_message(reply, model, usage))
+            h._json(200, anthropic_message(reply, model, usage))
 
     def _error(self, h: Any, protocol: str, err: ErrorReply) -> None:
         if protocol == "anthropic":
@@ -244,6 +336,7 @@ class ScriptedModelServer:
         h._json(err.status, payload, err.headers)
 
     def _stream(self, h: Any, events: list[str], cut: int | None, delay: float) -> None:
+        h.headers_sent = True
         h.send_response(200)
         h.send_header("content-type", "text/event-stream")
         h.send_header("transfer-encoding", "chunked")
@@ -261,241 +354,3 @@ class ScriptedModelServer:
                 time.sleep(delay)
         h.wfile.write(b"0\r\n\r\n")
         h.wfile.flush()
-
-
-# -- OpenAI Chat Completions --------------------------------------------------------------------
-
-
-def _openai_usage(usage: tuple[int, int, int], reply: Reply) -> dict[str, Any]:
-    prompt, read, _ = usage
-    completion = (
-        _tokens(
-            len(reply.text) + len(reply.reasoning) + sum(len(c.arguments_json()) for c in reply.tool_calls)
-        )
-        + 1
-    )
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": read},
-    }
-
-
-def _call_id(i: int, spec_id: str) -> str:
-    return spec_id or f"call_{uuid.uuid4().hex[:12]}_{i}"
-
-
-def _openai_message(reply: Reply, model: str, usage: tuple[int, int, int]) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": reply.text or None}
-    if reply.reasoning:
-        message["reasoning_content"] = reply.reasoning
-    if reply.tool_calls:
-        message["tool_calls"] = [
-            {
-                "id": _call_id(i, c.id),
-                "type": "function",
-                "function": {"name": c.name, "arguments": c.arguments_json()},
-            }
-            for i, c in enumerate(reply.tool_calls)
-        ]
-    return {
-        "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [
-            {"index": 0, "message": message, "finish_reason": "tool_calls" if reply.tool_calls else "stop"}
-        ],
-        "usage": _openai_usage(usage, reply),
-    }
-
-
-def _split(text: str, size: int) -> list[str]:
-    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
-
-
-def _words(text: str) -> list[str]:
-    out, cur = [], ""
-    for ch in text:
-        cur += ch
-        if ch in " \n" and len(cur) >= 8:
-            out.append(cur)
-            cur = ""
-    if cur:
-        out.append(cur)
-    return out
-
-
-def _openai_stream(reply: Reply, model: str, usage: tuple[int, int, int], include_usage: bool) -> list[str]:
-    cid = f"chatcmpl-{uuid.uuid4().hex[:12]}"
-    created = int(time.time())
-
-    def chunk(
-        delta: dict[str, Any], finish: str | None = None, usage_block: dict[str, Any] | None = None
-    ) -> str:
-        payload: dict[str, Any] = {
-            "id": cid,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}] if usage_block is None else [],
-        }
-        if usage_block is not None:
-            payload["usage"] = usage_block
-        return f"data: {json.dumps(payload)}\n\n"
-
-    events = [chunk({"role": "assistant", "content": ""})]
-    events += (
-        [chunk({"reasoning_content": piece}) for piece in _words(reply.reasoning)] if reply.reasoning else []
-    )
-    events += [chunk({"content": piece}) for piece in _words(reply.text)] if reply.text else []
-    for i, call in enumerate(reply.tool_calls):
-        pieces = _split(call.arguments_json(), ARG_CHUNK)
-        head = {
-            "index": i,
-            "id": _call_id(i, call.id),
-            "type": "function",
-            "function": {"name": call.name, "arguments": ""},
-        }
-        events.append(chunk({"tool_calls": [head]}))
-        events += [chunk({"tool_calls": [{"index": i, "function": {"arguments": p}}]}) for p in pieces]
-    events.append(chunk({}, "tool_calls" if reply.tool_calls else "stop"))
-    if include_usage:
-        events.append(chunk({}, usage_block=_openai_usage(usage, reply)))
-    events.append("data: [DONE]\n\n")
-    return events
-
-
-# -- Anthropic Messages -------------------------------------------------------------------------
-
-
-def _anthropic_usage(usage: tuple[int, int, int], reply: Reply) -> dict[str, Any]:
-    prompt, read, write = usage
-    out = (
-        _tokens(
-            len(reply.text) + len(reply.reasoning) + sum(len(c.arguments_json()) for c in reply.tool_calls)
-        )
-        + 1
-    )
-    return {
-        "input_tokens": prompt,
-        "output_tokens": out,
-        "cache_read_input_tokens": read,
-        "cache_creation_input_tokens": write,
-    }
-
-
-def _anthropic_blocks(reply: Reply) -> list[dict[str, Any]]:
-    blocks: list[dict[str, Any]] = []
-    if reply.reasoning:
-        blocks.append({"type": "thinking", "thinking": reply.reasoning, "signature": "scripted"})
-    if reply.text:
-        blocks.append({"type": "text", "text": reply.text})
-    for i, call in enumerate(reply.tool_calls):
-        args = call.arguments if isinstance(call.arguments, dict) else {}
-        blocks.append(
-            {
-                "type": "tool_use",
-                "id": call.id or f"toolu_{uuid.uuid4().hex[:12]}_{i}",
-                "name": call.name,
-                "input": args,
-            }
-        )
-    return blocks
-
-
-def _anthropic_message(reply: Reply, model: str, usage: tuple[int, int, int]) -> dict[str, Any]:
-    return {
-        "id": f"msg_{uuid.uuid4().hex[:12]}",
-        "type": "message",
-        "role": "assistant",
-        "model": model,
-        "content": _anthropic_blocks(reply),
-        "stop_reason": "tool_use" if reply.tool_calls else "end_turn",
-        "stop_sequence": None,
-        "usage": _anthropic_usage(usage, reply),
-    }
-
-
-def _anthropic_stream(reply: Reply, model: str, usage: tuple[int, int, int]) -> list[str]:
-    def ev(name: str, data: dict[str, Any]) -> str:
-        return f"event: {name}\ndata: {json.dumps({'type': name, **data})}\n\n"
-
-    full_usage = _anthropic_usage(usage, reply)
-    start_usage = {**full_usage, "output_tokens": 1}
-    events = [
-        ev(
-            "message_start",
-            {
-                "message": {
-                    "id": f"msg_{uuid.uuid4().hex[:12]}",
-                    "type": "message",
-                    "role": "assistant",
-                    "model": model,
-                    "content": [],
-                    "stop_reason": None,
-                    "stop_sequence": None,
-                    "usage": start_usage,
-                }
-            },
-        )
-    ]
-    index = 0
-    if reply.reasoning:
-        events.append(
-            ev("content_block_start", {"index": index, "content_block": {"type": "thinking", "thinking": ""}})
-        )
-        events += [
-            ev("content_block_delta", {"index": index, "delta": {"type": "thinking_delta", "thinking": p}})
-            for p in _words(reply.reasoning)
-        ]
-        events.append(
-            ev(
-                "content_block_delta",
-                {"index": index, "delta": {"type": "signature_delta", "signature": "scripted"}},
-            )
-        )
-        events.append(ev("content_block_stop", {"index": index}))
-        index += 1
-    if reply.text:
-        events.append(
-            ev("content_block_start", {"index": index, "content_block": {"type": "text", "text": ""}})
-        )
-        events += [
-            ev("content_block_delta", {"index": index, "delta": {"type": "text_delta", "text": p}})
-            for p in _words(reply.text)
-        ]
-        events.append(ev("content_block_stop", {"index": index}))
-        index += 1
-    for i, call in enumerate(reply.tool_calls):
-        block = {
-            "type": "tool_use",
-            "id": call.id or f"toolu_{uuid.uuid4().hex[:12]}_{i}",
-            "name": call.name,
-            "input": {},
-        }
-        events.append(ev("content_block_start", {"index": index, "content_block": block}))
-        events += [
-            ev(
-                "content_block_delta",
-                {"index": index, "delta": {"type": "input_json_delta", "partial_json": p}},
-            )
-            for p in _split(call.arguments_json(), ARG_CHUNK)
-        ]
-        events.append(ev("content_block_stop", {"index": index}))
-        index += 1
-    events.append(
-        ev(
-            "message_delta",
-            {
-                "delta": {
-                    "stop_reason": "tool_use" if reply.tool_calls else "end_turn",
-                    "stop_sequence": None,
-                },
-                "usage": {"output_tokens": full_usage["output_tokens"]},
-            },
-        )
-    )
-    events.append(ev("message_stop", {}))
-    return events

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
@@ -16,7 +16,11 @@ from nbagent.core.session import Session
 from nbagent.providers.litellm_provider import close_clients
 from nbagent.providers.scripted import Script, ScriptedModelServer
 
-Serve = Callable[[Script], ScriptedModelServer]
+
+class Serve(Protocol):
+    """The ``serve`` fixture: start a scripted model server for this test."""
+
+    def __call__(self, script: Script, *, exact: bool = True) -> ScriptedModelServer: ...
 
 
 @pytest.fixture(autouse=True)
@@ -51,16 +55,22 @@ async def _close_clients() -> AsyncIterator[None]:
 
 @pytest.fixture
 def serve() -> Iterator[Serve]:
+    """Start scripted model servers; at teardown, fail the test if a scripted reply raised (the
+    exception itself is re-raised) or if a conversation was not consumed exactly: a request past the
+    script's last reply, or replies never requested. ``exact=False`` is for a test that cannot know how
+    many requests it makes (a turn interrupted part-way); exceptions fail it all the same."""
     servers: list[ScriptedModelServer] = []
 
-    def start(script: Script) -> ScriptedModelServer:
-        server = ScriptedModelServer(script).start()
+    def start(script: Script, *, exact: bool = True) -> ScriptedModelServer:
+        server = ScriptedModelServer(script, exact=exact).start()
         servers.append(server)
         return server
 
     yield start
     for server in servers:
         server.stop()
+    for server in servers:
+        server.check()
 
 
 def make_session(root: Path, server: ScriptedModelServer, protocol: str = "openai", **kwargs: Any) -> Session:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -206,7 +205,8 @@ def test_building_is_cached_and_with_values_adds() -> None:
     assert a.with_values(["ab"]) is a  # too short to be a value worth replacing
 
 
-def test_one_megabyte_is_fast() -> None:
+def test_one_megabyte_is_scrubbed() -> None:
+    """Its speed is a figure: bench/scrub.py (typically 15-40 ms a MB)."""
     chunk = (
         "def f(api_key: str) -> None:\n    headers = {'Authorization': f'Bearer {api_key}'}  # max_tokens=5\n"
         "commit 3f2a9c1e5b7d9f1a3c5e7b9d1f3a5c7e9b1d3f5a at /home/u/src/x.py\n"
@@ -214,10 +214,6 @@ def test_one_megabyte_is_fast() -> None:
     )
     text = (chunk * (1_000_000 // len(chunk) + 1))[:1_000_000]
     s = Scrubber.for_project(None, environ={**os.environ, **ENV})
-    s.text(text)
-    start = time.perf_counter()
     out = s.text(text)
-    took = time.perf_counter() - start
-    assert "sk-proj-AbCdEf" not in out
-    # Typically 15-40 ms (bench/scrub.py); a generous bound that still catches quadratic behaviour.
-    assert took < 0.5, took
+    assert "sk-proj-AbCdEf" not in out and "postgres://a:b@" not in out
+    assert "def f(api_key: str) -> None:" in out  # code around the secrets is kept

@@ -60,17 +60,15 @@ def test_every_entry_is_found_as_json_parses_it() -> None:
     assert checked > 4000
 
 
-def test_loads_fast_and_without_litellm() -> None:
+def test_loads_without_litellm() -> None:
+    """Model limits come from our own map, never by importing litellm (its speed: bench/model_info.py)."""
     code = (
-        "import sys, time; from nbagent.providers import models; "
-        "t = time.perf_counter(); info = models.model_info('anthropic/claude-sonnet-4-5'); "
-        "print(time.perf_counter() - t, info.max_output_tokens, 'litellm' in sys.modules)"
+        "import sys; from nbagent.providers import models; "
+        "info = models.model_info('anthropic/claude-sonnet-4-5'); "
+        "print(info.max_output_tokens, 'litellm' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    seconds, limit, imported = out.stdout.split()
-    assert (limit, imported) == ("64000", "False")
-    assert float(seconds) < 0.25  # about 10 ms here; loose for slow CI machines
-    assert min(models.load_seconds() for _ in range(3)) < 0.1
+    assert out.stdout.split() == ["64000", "False"]
 
 
 USAGES = [

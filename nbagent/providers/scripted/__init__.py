@@ -12,7 +12,7 @@ from nbagent.providers.scripted.script import (
     Script,
     ToolCallSpec,
 )
-from nbagent.providers.scripted.server import ScriptedModelServer
+from nbagent.providers.scripted.server import ScriptedModelServer, ScriptMismatch
 
 __all__ = [
     "CutStream",
@@ -21,6 +21,7 @@ __all__ = [
     "ListScript",
     "Reply",
     "Script",
+    "ScriptMismatch",
     "ScriptedModelServer",
     "ToolCallSpec",
 ]

@@ -105,18 +105,52 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 def _read(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc})", "Fix its permissions.") from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} on line {line})",
+            "Save the file as UTF-8, or move it away.",
+        ) from None
+    try:
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(
             f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})",
             "Fix the file or move it away.",
         ) from exc
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from exc
+    except RecursionError:
+        raise ConfigError(
+            f"{path}: nested too deeply to be a configuration", "Fix the file or move it away."
+        ) from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a JSON object")
+    if _too_deep(data):
+        raise ConfigError(
+            f"{path}: nested more than {MAX_CONFIG_DEPTH} levels deep; no configuration is",
+            "Fix the file or move it away.",
+        )
     _validate(data, str(path))
     return data
+
+
+MAX_CONFIG_DEPTH = 64  # far beyond any real configuration; deeper is an accident or an attack
+
+
+def _too_deep(data: Any) -> bool:
+    """Whether ``data`` nests lists/objects more than ``MAX_CONFIG_DEPTH`` levels (checked without recursion)."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_CONFIG_DEPTH:
+            return True
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 def _validate(data: dict[str, Any], source: str) -> Config:

@@ -5,6 +5,8 @@
     store.save_step(session.id, session.messages, usage=session.usage)   # after every step
     info, messages = store.load_session(session_id)                        # resume
 
+Opening, recovery of a damaged file and transactions: ``connection``.
+
 Several processes may share one file: writes take the lock up front (``BEGIN IMMEDIATE``) and wait
 up to ``BUSY_TIMEOUT`` seconds for it instead of failing. A process killed mid-step loses at most
 that step. One writer per session: the change cache assumes nobody else rewrites this session.
@@ -14,38 +16,30 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import platformdirs
 from pydantic import BaseModel, Field
 
-from nbagent.core.errors import NbagentError
 from nbagent.core.events import TodoItem
 from nbagent.core.messages import Message, ToolCompleted, ToolPart, Usage, new_id
-from nbagent.core.private import FILE_MODE, fix_mode, private_dir, private_file, private_umask
-from nbagent.store.migrations import SCHEMA_VERSION, migrate, user_version
+from nbagent.store.connection import BUSY_TIMEOUT, DB_NAME, STORE_SIDE_FILES, StoreConnection, data_dir
+from nbagent.store.faults import StoreDamaged, StoreError
 
-DB_NAME = "nbagent.db"
-STORE_SIDE_FILES = ("-wal", "-shm", "-journal")  # files SQLite keeps next to the database
-BUSY_TIMEOUT = 10.0  # seconds a writer waits for another process's transaction
-_T = TypeVar("_T")
-
-
-class StoreError(NbagentError):
-    """The session store cannot do what was asked (unknown session, newer schema, ...)."""
-
-
-def data_dir() -> Path:
-    """``$NBAGENT_DATA_DIR``, else the platform's user data directory for nbagent."""
-    base = os.environ.get("NBAGENT_DATA_DIR")
-    return Path(base) if base else Path(platformdirs.user_data_dir("nbagent"))
+__all__ = [
+    "BUSY_TIMEOUT",
+    "DB_NAME",
+    "STORE_SIDE_FILES",
+    "SessionInfo",
+    "SessionStore",
+    "StoreDamaged",
+    "StoreError",
+    "SummaryRecord",
+    "data_dir",
+]
 
 
 class SessionInfo(BaseModel):
@@ -69,25 +63,6 @@ class SummaryRecord(BaseModel):
     covers_until_message_id: str | None = None
     tokens_before: int = 0
     tokens_after: int = 0
-
-
-def _busy(exc: sqlite3.OperationalError) -> bool:
-    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
-    return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-
-
-def _retry_busy(action: Callable[[], _T], timeout: float = BUSY_TIMEOUT) -> _T:
-    """For the few statements SQLite runs without its busy handler (journal mode switch)."""
-    deadline = time.monotonic() + timeout
-    delay = 0.005
-    while True:
-        try:
-            return action()
-        except sqlite3.OperationalError as exc:
-            if not _busy(exc) or time.monotonic() > deadline:
-                raise
-        time.sleep(delay)
-        delay = min(delay * 2, 0.1)
 
 
 def _digest(data: str) -> str:
@@ -116,120 +91,8 @@ def _session_from_row(row: sqlite3.Row) -> SessionInfo:
     )
 
 
-def _make_private(path: Path) -> None:
-    """The store is the user's alone: its folder 0700 when nbagent owns it (the data dir, or a folder
-    created here), the database and its -wal/-shm/-journal files 0600; too open ones are fixed."""
-    folder = path.parent
-    if not folder.exists() or folder.resolve() == data_dir().resolve():
-        private_dir(folder)
-    private_file(path)
-    for suffix in STORE_SIDE_FILES:
-        fix_mode(path.with_name(path.name + suffix), FILE_MODE)
-
-
-class SessionStore:
-    def __init__(self, path: Path | None = None) -> None:
-        self.path = path if path is not None else data_dir() / DB_NAME
-        _make_private(self.path)
-        self._lock = threading.RLock()
-        self._depth = 0
-        # session id -> {message id: (seq, content hash)} as last committed by this object
-        self._hashes: dict[str, dict[str, tuple[int, str]]] = {}
-        with private_umask():  # SQLite creates the -wal and -shm files now
-            self._conn = self._open()
-        for suffix in STORE_SIDE_FILES:
-            fix_mode(self.path.with_name(self.path.name + suffix), FILE_MODE)
-
-    # -- connection and transactions ----------------------------------------------------------
-
-    def _open(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(
-            str(self.path), timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
-        )
-        try:
-            conn.row_factory = sqlite3.Row
-            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
-            conn.execute("PRAGMA foreign_keys = ON")
-            mode = _retry_busy(lambda: conn.execute("PRAGMA journal_mode").fetchone()[0])
-            if str(mode).lower() != "wal":
-                _retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone())
-            conn.execute("PRAGMA synchronous = NORMAL")
-            if user_version(conn) != SCHEMA_VERSION:
-                _retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"))
-                try:
-                    version = user_version(conn)
-                    if version > SCHEMA_VERSION:
-                        raise StoreError(
-                            f"The session store {self.path} has schema version {version}, newer than"
-                            f" this nbagent knows ({SCHEMA_VERSION}).",
-                            "Upgrade nbagent, or set NBAGENT_DATA_DIR to use another store.",
-                        )
-                    migrate(conn)
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
-        except sqlite3.DatabaseError as exc:
-            conn.close()
-            raise StoreError(
-                f"Cannot open the session store {self.path}: {exc}",
-                "Check the file is an nbagent store and the directory is writable,"
-                " or set NBAGENT_DATA_DIR to use another one.",
-            ) from exc
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction (nested calls join the outer one). Waits for other writers."""
-        with self._lock:
-            if self._depth:
-                self._depth += 1
-                try:
-                    yield self._conn
-                finally:
-                    self._depth -= 1
-                return
-            self._conn.execute("BEGIN IMMEDIATE")
-            self._depth = 1
-            try:
-                yield self._conn
-            except BaseException:
-                self._depth = 0
-                self._conn.execute("ROLLBACK")
-                raise
-            self._depth = 0
-            try:
-                self._conn.execute("COMMIT")
-            except BaseException:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                raise
-
-    @contextmanager
-    def reading(self) -> Iterator[sqlite3.Connection]:
-        """A consistent read snapshot (or the current write transaction)."""
-        with self._lock:
-            if self._depth:
-                yield self._conn
-                return
-            self._conn.execute("BEGIN")
-            try:
-                yield self._conn
-            finally:
-                self._conn.execute("COMMIT")
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
-    def __enter__(self) -> SessionStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+class SessionStore(StoreConnection):
+    """Sessions, their messages, tool outputs, todos and summaries."""
 
     # -- sessions ------------------------------------------------------------------------------
 
@@ -536,11 +399,6 @@ class SessionStore:
                 "SELECT * FROM summaries WHERE session_id = ? ORDER BY seq", (session_id,)
             ).fetchall()
         return [SummaryRecord.model_validate(dict(row)) for row in rows]
-
-    def integrity_check(self) -> str:
-        """``"ok"`` when SQLite finds the file sound."""
-        with self._lock:
-            return str(self._conn.execute("PRAGMA integrity_check").fetchone()[0])
 
 
 def _json_list(data: str) -> list[Any]:

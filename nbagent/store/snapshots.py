@@ -38,6 +38,7 @@ MAX_FILE_BYTES = 10 * 1024 * 1024
 MAX_BASELINE_BYTES = 64 * 1024 * 1024  # dirty-file content captured at one turn start
 MAX_DIRTY_FILES = 5000
 KEEP_TURNS = 20
+OWN_FOLDER = ".nbagent"  # written by nbagent itself (saved approvals): never reported as shell changes
 DELETED = "deleted"  # worktree state of a path that does not exist
 GIT_TIMEOUT = 30
 
@@ -358,7 +359,9 @@ class UndoLog:
         if self._baseline is None or self.root is None:
             return []
         now = worktree_state(self.root) or {}
-        return [Path(p) for p in diff_states(self._baseline.state, now) if p not in self._recorded]
+        own = f"{self.root / OWN_FOLDER}{os.sep}"  # nbagent's own files (saved approvals), not the shell's
+        changed = diff_states(self._baseline.state, now)
+        return [Path(p) for p in changed if p not in self._recorded and not p.startswith(own)]
 
     def end_turn(self) -> TurnChanges | None:
         if self._turn is None:

@@ -12,7 +12,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -58,6 +58,17 @@ def is_binary(head: bytes) -> bool:
     except UnicodeDecodeError:
         return True
     return False
+
+
+def looks_binary(head: bytes) -> bool:
+    """What ``read`` refuses: NUL bytes, or mostly control characters, in the first bytes. Text in a
+    legacy encoding (a few Latin-1 bytes) is not binary: it is read with replacement characters."""
+    if b"\x00" in head:
+        return True
+    if not head:
+        return False
+    control = sum(1 for b in head if (b < 32 and b not in (9, 10, 12, 13, 27)) or b == 127)
+    return control / len(head) > 0.1
 
 
 def missing_file_message(path: Path, ctx: ToolContext) -> str:
@@ -267,25 +278,39 @@ class ReadParams(BaseModel):
     )
 
 
-def _read_window(path: Path, start: int, limit: int) -> tuple[list[str], int, bool]:
-    """Lines ``start``.. (1-based, at most ``limit`` and ``MAX_READ_CHARS``), the total line count,
-    and whether the character budget cut the window short."""
+_INVALID_BYTE = re.compile("[\udc80-\udcff]")  # a byte that is not UTF-8, as surrogateescape decodes it
+
+
+class _Window(NamedTuple):
+    lines: list[str]
+    total: int  # lines in the file
+    capped: bool  # the character budget cut the window short
+    replaced: int  # bytes of the file that are not valid UTF-8 (shown as U+FFFD)
+
+
+def _read_window(path: Path, start: int, limit: int) -> _Window:
+    """Lines ``start``.. (1-based, at most ``limit`` and ``MAX_READ_CHARS``) of a text file."""
     window: list[str] = []
     chars = 0
     capped = False
     total = 0
-    with path.open("r", encoding="utf-8", errors="replace", newline="") as fh:
+    replaced = 0
+    with path.open("r", encoding="utf-8", errors="surrogateescape", newline="") as fh:
         for total, raw in enumerate(fh, 1):
+            bad = 0 if raw.isascii() else len(_INVALID_BYTE.findall(raw))
+            replaced += bad
             if total < start or len(window) >= limit or capped:
                 continue
             line = raw.rstrip("\r\n")
+            if bad:
+                line = _INVALID_BYTE.sub("\ufffd", line)
             size = min(len(line), MAX_LINE_CHARS) + 8
             if window and chars + size > MAX_READ_CHARS:
                 capped = True
                 continue
             window.append(line)
             chars += size
-    return window, total, capped
+    return _Window(window, total, capped, replaced)
 
 
 class ReadTool(Tool[ReadParams]):
@@ -315,9 +340,9 @@ class ReadTool(Tool[ReadParams]):
             raise ToolFailure(
                 f"{shown} has an image extension but is not a valid png, jpeg, gif or webp image."
             )
-        if is_binary(head):
+        if looks_binary(head):
             raise ToolFailure(
-                f"Cannot read {shown}: it is a binary file (or not UTF-8 text). "
+                f"Cannot read {shown}: it is a binary file. "
                 "Inspect it with bash (e.g. `file`, `xxd | head`) if you need to."
             )
         if path.suffix.lower() == ".ipynb":
@@ -329,7 +354,7 @@ class ReadTool(Tool[ReadParams]):
             return ToolResult(output=f"{shown} is empty (0 lines).", title=shown, metadata={"lines": 0})
         start = args.offset or 1
         limit = args.limit or DEFAULT_LIMIT
-        window, total, capped = await asyncio.to_thread(_read_window, path, start, limit)
+        window, total, capped, replaced = await asyncio.to_thread(_read_window, path, start, limit)
         if start > total:
             raise ToolFailure(
                 f"offset {start} is past the end of {shown}, which has {total} lines. Use a smaller offset."
@@ -342,10 +367,21 @@ class ReadTool(Tool[ReadParams]):
             output += (
                 f"\n\n(Showing lines {start}-{last} of {total}{why}. Use offset={last + 1} to read more.)"
             )
+        if replaced:
+            output += (
+                f"\n\n(note: not valid UTF-8, {replaced} bytes replaced with \ufffd; the file is probably in"
+                " another encoding, such as Latin-1)"
+            )
         return ToolResult(
             output=output,
             title=shown,
-            metadata={"lines": total, "start": start, "end": last, "truncated": last < total},
+            metadata={
+                "lines": total,
+                "start": start,
+                "end": last,
+                "truncated": last < total,
+                "replaced_bytes": replaced,
+            },
         )
 
     def _directory(self, path: Path, args: ReadParams, ctx: ToolContext) -> ToolResult:

@@ -105,15 +105,20 @@ async def rg_list(args: list[str], cwd: Path, limit: int) -> tuple[list[str], bo
             assert proc.stdout is not None and proc.stderr is not None
             stderr_task = asyncio.ensure_future(proc.stderr.read(64_000))
             rest = b""
-            while chunk := await proc.stdout.read(256 * 1024):
-                *done, rest = (rest + chunk).split(b"\0")
-                names += (os.fsdecode(d) for d in done)
-                if len(names) > limit:
-                    more = True
-                    names = names[:limit]
-                    with contextlib.suppress(ProcessLookupError):
-                        proc.kill()
-                    break
+            try:
+                while chunk := await proc.stdout.read(256 * 1024):
+                    *done, rest = (rest + chunk).split(b"\0")
+                    names += (os.fsdecode(d) for d in done)
+                    if len(names) > limit:
+                        more = True
+                        names = names[:limit]
+                        with contextlib.suppress(ProcessLookupError):
+                            proc.kill()
+                        break
+            except BaseException:  # stopped early (timeout, cancel): the stderr reader ends with it
+                stderr_task.cancel()
+                await asyncio.gather(stderr_task, return_exceptions=True)
+                raise
             stderr = (await stderr_task).decode("utf-8", errors="replace")
             code = await proc.wait()
     except TimeoutError:

@@ -1,23 +1,19 @@
 """Shell commands: ``bash`` (foreground or background), ``bash_output`` and ``kill_shell``.
 
 Every command runs with ``bash -c`` in the project root, in a process group of its own, stdin
-from /dev/null and stdout+stderr merged into one pipe. Stopping a command (timeout, cancel,
-``kill_shell``, session end) signals the whole group: SIGTERM, then SIGKILL after a short grace.
+from /dev/null and stdout+stderr merged into one pipe (shell_process.py). Stopping a command
+(timeout, cancel, ``kill_shell``) signals the whole group, SIGTERM then SIGKILL after a short grace,
+and then every process that carries the command's marker: children that left the group (``setsid``,
+``nohup``, daemons) go too. What a command leaves running on purpose (``cmd &``) is killed at
+session end (shell_background.py); nbagent killed outright leaves nothing running (proc_track.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import codecs
-import contextlib
-import os
 import re
-import signal
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -32,17 +28,42 @@ from nbagent.tools.base import (
     ToolResult,
     bound_output,
 )
-from nbagent.tools.shell_env import ShellOptions, scrubbed_env
+from nbagent.tools.shell_background import STATE_KEY, BackgroundShell, ShellRegistry, close_shells, shells_of
+from nbagent.tools.shell_process import (
+    DRAIN_GRACE,
+    KILL_GRACE,
+    Running,
+    after_command,
+    exit_text,
+    finish_pump,
+    group_alive,
+    pump_output,
+    spawn,
+    stop_command,
+    stopper,
+    terminate_group,
+)
 from nbagent.tools.spill import HEAD_CHARS, OutputLog
 
 DEFAULT_TIMEOUT_MS = 120_000
 MAX_TIMEOUT_MS = 600_000
-KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL
-DRAIN_GRACE = 0.5  # after the shell exits, how long to wait for output its leftovers still hold open
 EMIT_INTERVAL = 0.1  # live output: at most ~10 events a second
 LIVE_CHUNK_CHARS = 50_000  # live output: at most this much per event
-READ_SIZE = 65_536
-STATE_KEY = "shells"
+
+__all__ = [  # the background-shell registry and process handling live in their own modules
+    "KILL_GRACE",
+    "STATE_KEY",
+    "BackgroundShell",
+    "BashOutputTool",
+    "BashTool",
+    "KillShellTool",
+    "Running",
+    "ShellRegistry",
+    "close_shells",
+    "group_alive",
+    "shells_of",
+    "terminate_group",
+]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -114,252 +135,6 @@ class _Throttle:
         self._send(chunk)
 
 
-async def _pump(reader: asyncio.StreamReader, log: OutputLog, on_text: Callable[[str], None] | None) -> None:
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    while True:
-        data = await reader.read(READ_SIZE)
-        text = decoder.decode(data, final=not data)
-        if text:
-            log.write(text)
-            if on_text is not None:
-                on_text(text)
-        if not data:
-            return
-
-
-# ---------------------------------------------------------------------------------------------
-# Processes
-
-
-@dataclass
-class _Running:
-    proc: asyncio.subprocess.Process
-    reader: asyncio.StreamReader
-    transport: asyncio.ReadTransport
-
-
-def _env(options: ShellOptions) -> dict[str, str]:
-    """The command's environment: ours without secrets (``shell_env``), pagers off."""
-    env = scrubbed_env(os.environ, options)
-    env.update({"PAGER": "cat", "GIT_PAGER": "cat", "GIT_TERMINAL_PROMPT": "0"})
-    return env
-
-
-async def _spawn(command: str, cwd: Path, ctx: ToolContext) -> _Running:
-    """``bash -c command`` in a new session; stdout and stderr share one pipe we read ourselves
-    (so the process's exit is seen at once even when its children keep the pipe open). Once the
-    command is wrapped, ``ctx.shell.after_command`` runs exactly once after it ends (or fails to start)."""
-    argv = ctx.wrap_argv(["bash", "-c", command])
-    read_fd, write_fd = os.pipe()
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            cwd=cwd,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=write_fd,
-            stderr=write_fd,
-            start_new_session=True,
-            env=_env(ctx.shell),
-        )
-    except OSError as exc:
-        os.close(read_fd)
-        ctx.shell.after_command()
-        raise ToolFailure(f"Could not start bash in {cwd}: {exc}") from None
-    except BaseException:
-        os.close(read_fd)
-        ctx.shell.after_command()
-        raise
-    finally:
-        os.close(write_fd)
-    reader = asyncio.StreamReader(limit=READ_SIZE * 4)
-    loop = asyncio.get_running_loop()
-    pipe = os.fdopen(read_fd, "rb", buffering=0)
-    try:
-        transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
-    except BaseException:
-        pipe.close()
-        _signal_group(proc.pid, signal.SIGKILL)
-        ctx.shell.after_command()
-        raise
-    return _Running(proc, reader, transport)
-
-
-async def _after(proc: asyncio.subprocess.Process, ctx: ToolContext) -> list[str]:
-    """Once the command has ended: the session's after-check (the sandbox guard), never raising."""
-    await proc.wait()
-    try:
-        return ctx.shell.after_command()
-    except Exception as exc:  # a failing check must not lose the command's result
-        return [f"The check after the command failed: {exc}"]
-
-
-def _stopper(proc: asyncio.subprocess.Process, tasks: set[asyncio.Task[None]]) -> Callable[[], None]:
-    """For ``OutputLog.on_limit``: stop the command's whole process group (from a sync callback)."""
-
-    def stop() -> None:
-        task = asyncio.get_running_loop().create_task(terminate_group(proc))
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-
-    return stop
-
-
-def _signal_group(pgid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
-def group_alive(pgid: int) -> bool:
-    """Is any process of the group still alive? Zombies (exited, not yet reaped) do not count."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    if not os.path.isdir("/proc"):
-        return True
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", encoding="utf-8", errors="replace") as fh:
-                stat = fh.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2 :].split()
-        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
-            return True
-    return False
-
-
-async def terminate_group(proc: asyncio.subprocess.Process, grace: float = KILL_GRACE) -> None:
-    """SIGTERM the process group, SIGKILL what is left after ``grace`` seconds, reap the leader."""
-    pgid = proc.pid
-    _signal_group(pgid, signal.SIGTERM)
-    try:
-        for _ in range(max(1, round(grace / 0.05))):
-            if not group_alive(pgid):
-                break
-            await asyncio.sleep(0.05)
-    finally:
-        if group_alive(pgid):
-            _signal_group(pgid, signal.SIGKILL)
-    await proc.wait()
-
-
-async def _finish_pump(pump: asyncio.Task[None], grace: float) -> bool:
-    """Wait up to ``grace`` seconds for the output to end; True if it did."""
-    done, _ = await asyncio.wait({pump}, timeout=grace)
-    if done:
-        pump.result()
-        return True
-    pump.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await pump
-    return False
-
-
-def _exit_text(code: int | None) -> str:
-    if code is None:
-        return "still running"
-    if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = str(-code)
-        return f"killed by {name}"
-    return f"exit code {code}"
-
-
-# ---------------------------------------------------------------------------------------------
-# Background shells
-
-
-@dataclass
-class BackgroundShell:
-    id: str
-    command: str
-    description: str
-    run: _Running
-    log: OutputLog
-    pump: asyncio.Task[None]
-    after: asyncio.Task[list[str]]
-    started: float = field(default_factory=time.monotonic)
-    read_offset: int = 0
-    killed: bool = False
-    stopping: set[asyncio.Task[None]] = field(default_factory=set)
-
-    @property
-    def notes(self) -> str:
-        """What the model must know beyond the output (output cap, sandbox guard)."""
-        parts = [self.log.notes()]
-        if self.after.done() and not self.after.cancelled():
-            parts += self.after.result()
-        return "\n".join(p for p in parts if p)
-
-    @property
-    def pid(self) -> int:
-        return self.run.proc.pid
-
-    @property
-    def status(self) -> str:
-        code = self.run.proc.returncode
-        if code is None:
-            return f"running for {time.monotonic() - self.started:.0f} s"
-        if self.killed:
-            return "killed"
-        return f"exited, {_exit_text(code)}"
-
-    async def stop(self) -> None:
-        """Kill the process group: the shell, or what it left running after it exited."""
-        if self.run.proc.returncode is None:
-            self.killed = True
-        if self.killed or group_alive(self.pid):
-            await terminate_group(self.run.proc)
-        # Leftover processes outside the group may still hold the pipe: stop reading after a moment.
-        await _finish_pump(self.pump, DRAIN_GRACE)
-        await asyncio.gather(self.after, *self.stopping, return_exceptions=True)
-        self.run.transport.close()
-        self.log.close()
-
-
-class ShellRegistry:
-    """The background shells of one session, kept in ``ctx.state["shells"]``."""
-
-    def __init__(self) -> None:
-        self.shells: dict[str, BackgroundShell] = {}
-        self._count = 0
-
-    def next_id(self) -> str:
-        self._count += 1
-        return f"bash_{self._count}"
-
-    def get(self, shell_id: str) -> BackgroundShell:
-        shell = self.shells.get(shell_id)
-        if shell is None:
-            known = ", ".join(self.shells) or "none"
-            raise ToolFailure(f"No background shell {shell_id!r}. Known shells: {known}.")
-        return shell
-
-    async def close(self) -> None:
-        await asyncio.gather(*(shell.stop() for shell in self.shells.values()), return_exceptions=True)
-
-
-def shells_of(state: dict[str, Any]) -> ShellRegistry:
-    registry = state.get(STATE_KEY)
-    if not isinstance(registry, ShellRegistry):
-        registry = state[STATE_KEY] = ShellRegistry()
-    return registry
-
-
-async def close_shells(state: dict[str, Any]) -> None:
-    """Kill every background shell of a session (its whole process group). Call at session end."""
-    registry = state.get(STATE_KEY)
-    if isinstance(registry, ShellRegistry):
-        await registry.close()
-
-
 # ---------------------------------------------------------------------------------------------
 # bash
 
@@ -398,33 +173,34 @@ class BashTool(Tool[BashParams]):
             return await self._background(args, ctx, title)
 
         timeout = (args.timeout or DEFAULT_TIMEOUT_MS) / 1000
-        running = await _spawn(args.command, ctx.root, ctx)
+        running = await spawn(args.command, ctx.root, ctx)
+        shells_of(ctx.state).commands.add(running.cmd_id)  # what it leaves running dies with the session
         stopping: set[asyncio.Task[None]] = set()
         log = OutputLog(
             ctx.output_dir,
             "bash",
             max_bytes=ctx.shell.max_output_bytes,
-            on_limit=_stopper(running.proc, stopping),
+            on_limit=stopper(running.proc, stopping),
         )
-        after = asyncio.create_task(_after(running.proc, ctx))
+        after = asyncio.create_task(after_command(running.proc, ctx))
 
         def send(chunk: str) -> None:
             ctx.emit(ToolCallOutput(session_id=ctx.session_id, call_id=ctx.call_id, chunk=chunk))
 
         throttle = _Throttle(send)
-        pump = asyncio.create_task(_pump(running.reader, log, throttle.add))
+        pump = asyncio.create_task(pump_output(running.reader, log, throttle.add))
         timed_out = False
         try:
             try:
                 await asyncio.wait_for(running.proc.wait(), timeout)
             except TimeoutError:
                 timed_out = True
-                await terminate_group(running.proc)
-            drained = await _finish_pump(pump, DRAIN_GRACE)
+                await stop_command(running)
+            drained = await finish_pump(pump, DRAIN_GRACE)
         except BaseException:
             # Cancelled (or failing): nothing of the command may outlive the call.
             try:
-                await terminate_group(running.proc)
+                await stop_command(running)
             finally:
                 if not pump.done():
                     pump.cancel()
@@ -449,7 +225,7 @@ class BashTool(Tool[BashParams]):
                 " Output so far is above. Raise timeout (max 600000 ms) or use run_in_background."
             )
         else:
-            text = _exit_text(code)
+            text = exit_text(code)
             status = text[0].upper() + text[1:] + "."
         if not drained:
             status += (
@@ -470,17 +246,18 @@ class BashTool(Tool[BashParams]):
 
     async def _background(self, args: BashParams, ctx: ToolContext, title: str) -> ToolResult:
         registry = shells_of(ctx.state)
-        running = await _spawn(args.command, ctx.root, ctx)
+        running = await spawn(args.command, ctx.root, ctx)
+        registry.commands.add(running.cmd_id)
         shell_id = registry.next_id()
         stopping: set[asyncio.Task[None]] = set()
         log = OutputLog(
             ctx.output_dir,
             shell_id,
             max_bytes=ctx.shell.max_output_bytes,
-            on_limit=_stopper(running.proc, stopping),
+            on_limit=stopper(running.proc, stopping),
         )
-        pump = asyncio.create_task(_pump(running.reader, log, None))
-        after = asyncio.create_task(_after(running.proc, ctx))
+        pump = asyncio.create_task(pump_output(running.reader, log, None))
+        after = asyncio.create_task(after_command(running.proc, ctx))
         shell = BackgroundShell(
             shell_id, args.command, args.description or "", running, log, pump, after, stopping=stopping
         )

@@ -95,7 +95,8 @@ def test_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
     db = tmp_path / "junk.db"
     db.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StoreError, match="Cannot open the session store"):
-        SessionStore(db)
+        SessionStore(db, recover=False)
+    assert db.read_bytes() == b"this is not sqlite" * 100  # refused, never touched
 
 
 def test_statement_splitting_keeps_semicolons_in_strings() -> None:

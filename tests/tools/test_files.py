@@ -183,10 +183,27 @@ async def test_read_refuses_binary_files(h: Harness, tmp_path: Path) -> None:
     (tmp_path / "blob.bin").write_bytes(b"ELF\x00\x01\x02" * 10)
     with pytest.raises(ToolFailure, match="binary"):
         await h.read("blob.bin")
-    (tmp_path / "latin.txt").write_bytes("caf\xe9 cr\xe8me".encode("latin-1"))
+    (tmp_path / "ctrl.bin").write_bytes(bytes(range(1, 32)) * 20)  # no NUL, but all control bytes
     with pytest.raises(ToolFailure, match="binary"):
-        await h.read("latin.txt")
+        await h.read("ctrl.bin")
     assert not h.ctx.files.stamps
+
+
+async def test_read_text_with_a_few_latin1_bytes_is_decoded_and_flagged(h: Harness, tmp_path: Path) -> None:
+    lines = ["plain line"] * 3000 + ["caf\xe9 cr\xe8me br\xfbl\xe9e", "tail"]
+    (tmp_path / "latin.txt").write_bytes("\n".join(lines).encode("latin-1"))
+    result = await h.read("latin.txt", offset=3001)
+    assert result.output.splitlines()[0].endswith("caf\ufffd cr\ufffdme br\ufffdl\ufffde")
+    assert "note: not valid UTF-8, 4 bytes replaced" in result.output
+    assert result.metadata["replaced_bytes"] == 4
+    # flagged even when the bad bytes lie outside the lines shown
+    head = await h.read("latin.txt", limit=2)
+    assert "4 bytes replaced" in head.output and "\ufffd" not in head.output.split("(")[0]
+    assert h.ctx.files.stamps
+
+    (tmp_path / "clean.txt").write_text("na\u00efve \ufffd already\n", encoding="utf-8")
+    clean = await h.read("clean.txt")
+    assert "not valid UTF-8" not in clean.output and clean.metadata["replaced_bytes"] == 0
 
 
 async def test_read_utf8_split_at_sniff_boundary_is_text(h: Harness, tmp_path: Path) -> None:
@@ -553,12 +570,11 @@ async def test_edit_permission_refused_leaves_the_file(h: Harness, tmp_path: Pat
     assert h.asks[-1].permission == "edit" and h.asks[-1].patterns == ["m.py"]
 
 
-async def test_edit_closest_match_is_fast_on_large_files(h: Harness, tmp_path: Path) -> None:
-    import time
-
+async def test_edit_closest_match_on_large_files(h: Harness, tmp_path: Path) -> None:
+    """A miss in a 20,000-line file names the closest match, or says nothing is similar (its speed:
+    bench/edit_closest_match.py)."""
     text = "".join(f"value_{i} = compute({i}, {i * 7})\n" for i in range(20_000))
     await read_source(h, tmp_path, text, "big.py")
-    started = time.perf_counter()
     with pytest.raises(ToolFailure, match="closest match"):
         await h.run(
             EditTool(),
@@ -573,7 +589,6 @@ async def test_edit_closest_match_is_fast_on_large_files(h: Harness, tmp_path: P
             old_string="\n".join(f"    unrelated_{i}(alpha, beta) -> gamma" for i in range(30)),
             new_string="x",
         )
-    assert time.perf_counter() - started < 10
 
 
 async def test_paths_outside_the_root_are_shown_absolute(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""``nbagent`` command line: run a task, the demo, and inspection commands.
+"""``nbagent`` command line: chat (the default in a terminal), run a task, the demo, inspection commands.
 
 Imports stay lazy: ``nbagent --help`` never loads litellm or rich.
 """
@@ -6,30 +6,21 @@ Imports stay lazy: ``nbagent --help`` never loads litellm or rich.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
-import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from nbagent import __version__
-
-if TYPE_CHECKING:
-    from nbagent.core.session import Session
-
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_STEP_LIMIT, EXIT_CANCELLED = 0, 1, 2, 3, 130
-
-
-def _preload_litellm() -> None:
-    """Import litellm in the background while we set up, to take it off the critical path."""
-
-    def load() -> None:
-        from nbagent.providers.litellm_provider import litellm_module
-
-        litellm_module()
-
-    threading.Thread(target=load, name="nbagent-preload", daemon=True).start()
+from nbagent.cli_session import (
+    EXIT_CANCELLED,
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_USAGE,
+    INTERRUPTED,
+    add_session_options,
+    error_document,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,32 +32,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run one task in the current directory to completion")
     run.add_argument("prompt", nargs="+", help="the task")
-    add_model_options(run)
+    add_session_options(run)
     run.add_argument("--yes", "-y", action="store_true", help="approve every request that rules do not deny")
-    run.add_argument(
-        "--trust-project",
-        action="store_true",
-        help="run the project's own hooks for this run without asking (not saved; --yes does not do this)",
-    )
     run.add_argument(
         "--output-format",
         choices=["text", "json", "stream-json"],
         default="text",
         help="text (rendered), json (one object at the end) or stream-json (one event per line)",
     )
-    run.add_argument("--max-steps", type=int, default=None, help="model steps before the turn stops")
-    run.add_argument(
-        "--mode",
-        choices=["default", "acceptEdits", "plan", "bypass"],
-        default=None,
-        help="permission mode: default, acceptEdits (edits in the project allowed), plan (read-only), bypass (no prompts)",
-    )
-    run.add_argument("--cwd", type=Path, default=None, help="project directory (default: the current one)")
-    resume = run.add_mutually_exclusive_group()
-    resume.add_argument(
-        "--continue", "-c", dest="continue_", action="store_true", help="continue the last session here"
-    )
-    resume.add_argument("--session", "-s", help="continue the session with this id (or id prefix)")
+
+    chat = sub.add_parser("chat", help="chat with the agent in this terminal (the default with no command)")
+    add_session_options(chat)
 
     sessions = sub.add_parser("sessions", help="list the sessions of this project (or all with --all)")
     sessions.add_argument("--all", action="store_true", help="sessions of every project")
@@ -109,23 +85,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def add_model_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", "-m", help="litellm model string, e.g. anthropic/claude-sonnet-4-5")
-    p.add_argument("--api-base", help="base URL of an OpenAI-compatible or Anthropic endpoint")
-    p.add_argument("--api-key", help="API key (default: the provider's environment variable); never stored")
-
-
 def main(argv: list[str] | None = None) -> int:
+    # httpx imports its own command line (click, rich, pygments: ~80 ms) as it loads; nbagent never
+    # uses it, and the model client needs httpx before the first request.
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.print_help()
-        return EXIT_USAGE
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            parser.print_help()
+            return EXIT_USAGE
+        args = parser.parse_args(["chat"])
     from nbagent.core.errors import NbagentError
 
     try:
         if args.command == "run":
             return cmd_run(args)
+        if args.command == "chat":
+            from nbagent.cli_chat import run_chat
+
+            return run_chat(args)
         if args.command == "demo":
             from nbagent.demo.run import run_demo
 
@@ -151,17 +130,15 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(event_json_schema(), indent=2))
             return EXIT_OK
     except NbagentError as exc:
+        if getattr(args, "output_format", "text") == "json":
+            print(error_document(str(exc), exc.hint, type(exc).__name__))
         print(f"nbagent: {exc}", file=sys.stderr)
         if exc.hint:
             print(f"  hint: {exc.hint}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         if args.command == "run":
-            print(
-                "\nnbagent: interrupted; running tools were stopped and the session was saved"
-                " (resume with `nbagent run --continue`).",
-                file=sys.stderr,
-            )
+            print(f"\n{INTERRUPTED}", file=sys.stderr)
         return EXIT_CANCELLED
     parser.error(f"unknown command {args.command}")
     return EXIT_USAGE
@@ -230,85 +207,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from nbagent.core.config import load_config
-    from nbagent.core.permission import HeadlessPolicy
-    from nbagent.core.session import Session, uses_native
+    from nbagent.cli_session import open_session, run_session
 
-    root = (args.cwd or Path.cwd()).resolve()
-    overrides: dict[str, Any] = {
-        "model": args.model,
-        "api_base": args.api_base,
-        "max_steps": args.max_steps,
-        "mode": args.mode,
-    }
-    config = load_config(root, overrides)
-    if not uses_native(config):
-        _preload_litellm()
     interactive = args.output_format == "text" and sys.stdin.isatty() and not args.yes
-    headless: HeadlessPolicy | None = "allow" if args.yes else (None if interactive else "deny")
-    store = open_store(config)
-    resume_id = args.session
-    if args.continue_:
-        latest = store.latest_session(root)
-        if latest is None:
-            from nbagent.core.errors import NbagentError
-
-            raise NbagentError(f"No session to continue in {root}.", "Start one with `nbagent run PROMPT`.")
-        resume_id = latest.id
-    options: dict[str, Any] = {
-        "api_key": args.api_key,
-        "headless": headless,
-        "trust_project": args.trust_project,
-    }
-    if resume_id:
-        session = Session.resume(root, config, store, resume_id, **options)
-    else:
-        session = Session(root, config, store=store, **options)
+    headless = "allow" if args.yes else (None if interactive else "deny")
+    session = open_session(args, headless=headless)
     return run_session(session, " ".join(args.prompt), args.output_format, interactive=interactive)
-
-
-def run_session(session: Session, prompt: str, output_format: str, *, interactive: bool = False) -> int:
-    """Drive one turn to the end, rendering its events; returns the process exit code."""
-    return asyncio.run(_drive(session, prompt, output_format, interactive))
-
-
-async def _drive(session: Session, prompt: str, output_format: str, interactive: bool) -> int:
-    from nbagent.core.events import PermissionAsked, TurnFinished
-
-    renderer = None
-    if output_format == "text":
-        from nbagent.cli_render import Renderer
-
-        renderer = Renderer(session.model)
-    finished: TurnFinished | None = None
-    try:
-        async for event in session.run(prompt):
-            if output_format == "stream-json":
-                sys.stdout.write(event.model_dump_json() + "\n")
-                sys.stdout.flush()
-            elif renderer is not None:
-                renderer.render(event)
-            if isinstance(event, PermissionAsked) and interactive and renderer is not None:
-                kind, feedback = await asyncio.to_thread(renderer.ask_permission, event)
-                session.reply(event.request_id, kind, feedback)
-            if isinstance(event, TurnFinished):
-                finished = event
-    finally:
-        await session.close()
-    if finished is None:
-        return EXIT_ERROR
-    if output_format == "json":
-        print(
-            json.dumps(
-                {
-                    "session_id": session.id,
-                    "result": finished.text,
-                    "reason": finished.reason,
-                    "steps": finished.steps,
-                    "usage": finished.usage.model_dump(),
-                }
-            )
-        )
-    return {"stop": EXIT_OK, "error": EXIT_ERROR, "step_limit": EXIT_STEP_LIMIT, "cancelled": EXIT_CANCELLED}[
-        finished.reason
-    ]

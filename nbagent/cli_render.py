@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.syntax import Syntax
 from rich.text import Text
 
 from nbagent.core.events import (
@@ -29,6 +28,9 @@ from nbagent.core.events import (
     UsageUpdated,
 )
 from nbagent.core.messages import Usage
+
+if TYPE_CHECKING:
+    from nbagent.core.permission import ReplyKind
 
 TODO_MARKS = {"pending": "☐", "in_progress": "◐", "completed": "☑", "cancelled": "☒"}
 MAX_DIFF_LINES = 80
@@ -64,7 +66,7 @@ def format_usage(usage: Usage) -> str:
 
 class Renderer:
     def __init__(self, model: str, console: Console | None = None) -> None:
-        self.console = console or Console(highlight=False, soft_wrap=True)
+        self.console = console or Console(highlight=False, soft_wrap=True, emoji=False)
         self.model = model
         self._in_text = False
         self._in_reasoning = False
@@ -94,7 +96,7 @@ class Renderer:
         self._end_stream()
         if isinstance(event, ToolCallRunning):
             c.print(
-                f"[bold cyan]●[/] [bold]{event.tool}[/] {escape(summarize_input(event.tool, event.input))}"
+                f"[bold cyan]●[/] [bold]{escape(event.tool)}[/] {escape(summarize_input(event.tool, event.input))}"
             )
         elif isinstance(event, ToolCallCompleted):
             first = event.title or (event.output.strip().splitlines() or [""])[0]
@@ -119,7 +121,7 @@ class Renderer:
             )
         elif isinstance(event, PermissionReplied):
             if event.by != "user":
-                c.print(f"  [dim]→ {event.reply} ({escape(event.by)})[/]")
+                c.print(f"  [dim]→ {escape(event.reply)} ({escape(event.by)})[/]")
         elif isinstance(event, Retrying):
             c.print(
                 f"[yellow]↻ retry {event.attempt}/{event.max_attempts - 1} in {event.wait:.1f}s:[/] [dim]{escape(event.reason[:200])}[/]"
@@ -134,10 +136,12 @@ class Renderer:
             self._total = event.total
         elif isinstance(event, TurnFinished):
             c.print(
-                f"[dim]── {self.model} · {event.steps} steps · {format_usage(event.usage)} · {event.reason}[/]"
+                f"[dim]── {escape(self.model)} · {event.steps} steps · {format_usage(event.usage)} · {event.reason}[/]"
             )
 
     def _diff(self, event: DiffProduced) -> None:
+        from rich.syntax import Syntax  # pygments: only once a diff shows
+
         lines = event.diff.splitlines()
         shown = "\n".join(lines[:MAX_DIFF_LINES])
         self.console.print(
@@ -147,16 +151,22 @@ class Renderer:
         if len(lines) > MAX_DIFF_LINES:
             self.console.print(f"  [dim]… {len(lines) - MAX_DIFF_LINES} more diff lines[/]")
 
-    def ask_permission(self, event: PermissionAsked) -> tuple[Any, str]:
-        """Blocking terminal prompt: (reply, feedback)."""
-        hint = f" [a]lways ({', '.join(event.always)})" if event.always else " [a]lways"
-        while True:
-            answer = self.console.input(f"  Allow? [y]es once /{hint} / [n]o (or type feedback): ").strip()
-            low = answer.lower()
-            if low in ("y", "yes", ""):
-                return "once", ""
-            if low in ("a", "always"):
-                return "always", ""
-            if low in ("n", "no"):
-                return "reject", ""
-            return "reject", answer
+    def show_permission_prompt(self, event: PermissionAsked) -> None:
+        """The question under a ``PermissionAsked`` event; the answer is read by the caller."""
+        rules = f" ({', '.join(event.always)})" if event.always else ""
+        question = f"  Allow? [y]es once / [a]lways{rules} / [n]o (or type feedback): "
+        self.console.print(escape(question), end="")
+
+    @staticmethod
+    def parse_permission_answer(answer: str) -> tuple[ReplyKind, str] | None:
+        """(reply, feedback) for a typed answer: empty or y = once, a = always, n = no, other text = no
+        with that text as feedback for the model."""
+        text = answer.strip()
+        low = text.lower()
+        if low in ("y", "yes", ""):
+            return "once", ""
+        if low in ("a", "always"):
+            return "always", ""
+        if low in ("n", "no"):
+            return "reject", ""
+        return "reject", text

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from nbagent.providers.scripted import ListScript, Reply, ToolCallSpec
+from nbagent.providers.scripted import ErrorReply, ListScript, Reply, ToolCallSpec
 from tests.conftest import Serve
 
 NBAGENT = [sys.executable, "-m", "nbagent"]
@@ -138,7 +138,8 @@ def test_run_json_output(tmp_path: Path, serve: Serve) -> None:
 def test_without_yes_headless_prompts_are_refused_clearly(tmp_path: Path, serve: Serve) -> None:
     (tmp_path / "a.txt").write_text("x")
     call = ToolCallSpec("read", {"file_path": "a.txt"})
-    server = serve(ListScript([Reply(tool_calls=[call])] * 3 + [Reply(text="unreachable")]))
+    # The third identical call asks (doom loop); the refusal ends the run: no fourth request.
+    server = serve(ListScript([Reply(tool_calls=[call])] * 3))
     out = run_cli(
         [
             "run",
@@ -218,4 +219,96 @@ def test_ctrl_c_stops_the_tool_and_saves_the_session(tmp_path: Path, serve: Serv
     (info,) = SessionStore().list_sessions(tmp_path)
     _, messages = SessionStore().load_session(info.id)
     state = messages[-1].tool_parts()[0].state
-    assert state.status == "error" and "Interrupted" in state.error  # type: ignore[union-attr]
+    assert state.status == "error" and "Interrupted" in state.error
+
+
+def test_json_output_carries_the_error_of_a_failed_run(tmp_path: Path, serve: Serve) -> None:
+    server = serve(
+        ListScript([ErrorReply(401, "Incorrect API key provided", error_type="invalid_request_error")])
+    )
+    out = run_cli(
+        [
+            "run",
+            "-m",
+            "openai/scripted",
+            "--api-base",
+            server.openai_base,
+            "--api-key",
+            "k",
+            "--output-format",
+            "json",
+            "answer",
+        ],
+        tmp_path,
+    )
+    assert out.returncode == 1
+    result = json.loads(out.stdout)
+    assert result["reason"] == "error"
+    assert "Incorrect API key" in result["error"]["message"] and result["error"]["hint"]
+    assert "Incorrect API key" in out.stderr  # and a person reading the terminal sees it too
+
+
+def test_json_output_of_a_run_that_cannot_start(tmp_path: Path) -> None:
+    out = run_cli(["run", "--output-format", "json", "hello"], tmp_path)
+    assert out.returncode == 1
+    error = json.loads(out.stdout)["error"]
+    assert "No model configured" in error["message"] and "--model" in error["hint"]
+
+
+def test_run_in_a_terminal_asks_and_sends_the_refusal_feedback(tmp_path: Path, serve: Serve) -> None:
+    from tests.terminal import Terminal
+
+    server = serve(
+        ListScript(
+            [
+                Reply(tool_calls=[ToolCallSpec("bash", {"command": "touch made.txt"})]),
+                Reply(text="Understood, I will not create it."),
+            ]
+        )
+    )
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    args = ["run", "-m", "openai/scripted", "--api-base", server.openai_base, "--api-key", "k", "make a file"]
+    term = Terminal(args, tmp_path, env)
+    try:
+        asked = term.expect("(or type feedback): ")
+        assert "Allow? [y]es once / [a]lways" in asked and "[n]o" in asked
+        term.line("no, [b]ut keep the folder clean")
+        term.expect("Understood, I will not create it.")
+        assert term.wait() == 0
+    finally:
+        term.close()
+    assert not (tmp_path / "made.txt").exists()
+    tool_result = server.requests[-1].body["messages"][-1]
+    assert tool_result["role"] == "tool" and "The user said: no, [b]ut keep the folder clean" in str(
+        tool_result["content"]
+    )
+
+
+def test_demo_model_answers_a_refusal_honestly(tmp_path: Path, serve: Serve) -> None:
+    """The scripted demo model follows what happened: refusing the test run with feedback gets an answer
+    that says so, not the happy path's "All tests pass"."""
+    import shutil
+
+    from nbagent.demo.run import SAMPLE, test_command
+    from nbagent.demo.script import TASK, demo_script
+    from tests.terminal import Terminal
+
+    project = tmp_path / "wordcount"
+    shutil.copytree(SAMPLE, project, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
+    server = serve(demo_script(test_command()))
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    args = ["run", "-m", "openai/nbagent-demo", "--api-base", server.openai_base, "--api-key", "k", TASK]
+    term = Terminal(args, project, env)
+    try:
+        while True:
+            asked = term.expect("(or type feedback): ")
+            if "Run the tests" in asked:
+                term.line("do not run the tests now, I will run them myself")
+                break
+            term.line("y")
+        term.expect("I will run them myself”")
+        assert term.wait() == 0
+    finally:
+        term.close()
+    assert "You declined that step" in term.screen
+    assert "All tests pass" not in term.screen and "The test suite passes" not in term.screen

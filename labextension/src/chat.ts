@@ -81,6 +81,8 @@ export class NotebookChat {
 
   private onMessage(msg: FromKernel): void {
     switch (msg.type) {
+      case 'hello':
+        return; // linked: the status and the history follow
       case 'status':
         this.status = msg;
         this.state.footer.model = this.state.footer.model || msg.model;

@@ -20,9 +20,9 @@ import {
   slashCompletions,
   withAttachments
 } from './completion';
-import type { Block, PermissionBlock, ToolBlock } from './state';
-import { alwaysRules, footerText, summarizeInput } from './state';
-import type { DiffProduced } from './generated/events';
+import type { Block } from './state';
+import { footerText } from './state';
+import { CardHost, el, renderBlock } from './cards';
 
 export interface FileAccess {
   /** Entries of a folder relative to the notebook's folder ("" for the folder itself). */
@@ -31,35 +31,8 @@ export interface FileAccess {
   read(path: string): Promise<string | null>;
 }
 
-const STATUS_ICON: Record<string, string> = { pending: '○', running: '◐', completed: '✓', error: '✗' };
-const TODO_MARK: Record<string, string> = { pending: '☐', in_progress: '◐', completed: '☑', cancelled: '☒' };
-const DIFF_SHOWN_LINES = 40;
-const OUTPUT_CHARS = 20000;
 const STREAM_INTERVAL_MS = 80;
 const MODELS_KEY = 'nbagent:models';
-
-function el<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  cls = '',
-  text?: string
-): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  if (cls) {
-    node.className = cls;
-  }
-  if (text !== undefined) {
-    node.textContent = text;
-  }
-  return node;
-}
-
-function clipMiddle(text: string, limit: number): string {
-  if (text.length <= limit) {
-    return text;
-  }
-  const half = Math.floor(limit / 2);
-  return `${text.slice(0, half)}\n… [${(text.length - 2 * half).toLocaleString('en-US')} characters omitted] …\n${text.slice(-half)}`;
-}
 
 export class ChatPanel extends Widget {
   private chat: NotebookChat | null = null;
@@ -123,7 +96,8 @@ export class ChatPanel extends Widget {
     this.completionsBox.hidden = true;
     this.input = el('textarea', 'nba-prompt');
     this.input.rows = 3;
-    this.input.placeholder = 'Ask nbagent… (Enter sends, Shift+Enter new line, / commands, @ attach a file)';
+    this.input.placeholder = 'Ask nbagent… / for commands, @ to attach a file';
+    this.input.title = 'Enter sends, Shift+Enter starts a new line, / lists the commands, @file attaches a file';
     this.sendButton = el('button', 'nba-button nba-send', 'Send');
     inputRow.append(this.completionsBox, this.input, this.sendButton);
 
@@ -248,6 +222,7 @@ export class ChatPanel extends Widget {
     };
     const state = chat ? chat.link.state : 'no-notebook';
     this.node.dataset.link = state;
+    this.node.dataset.ready = state === 'connected' && chat?.status ? 'true' : 'false';
     switch (state) {
       case 'no-notebook':
         say('Open a notebook: nbagent works in the active notebook’s kernel.');
@@ -291,7 +266,9 @@ export class ChatPanel extends Widget {
         break;
       case 'connected': {
         const problem = chat?.status?.problem;
-        if (problem) {
+        if (!chat?.status) {
+          say('Loading nbagent in the kernel…', 'nba-setup-info nba-muted');
+        } else if (problem) {
           say('', 'nba-setup-warn').textContent = problem;
         } else if (!chat?.state.blocks.length) {
           say(
@@ -369,63 +346,13 @@ export class ChatPanel extends Widget {
   // -- blocks ----------------------------------------------------------------------------
 
   private renderBlock(block: Block, node: HTMLElement): void {
-    switch (block.kind) {
-      case 'user': {
-        node.replaceChildren(el('div', 'nba-user-text', clipMiddle(block.text, 2000)));
-        return;
-      }
-      case 'text': {
-        node.classList.toggle('nba-reasoning', block.reasoning);
-        if (block.reasoning) {
-          const details = node.querySelector('details') ?? el('details');
-          if (!details.parentElement) {
-            details.append(el('summary', '', 'reasoning'), el('div', 'nba-reasoning-text'));
-            node.replaceChildren(details);
-          }
-          details.querySelector('.nba-reasoning-text')!.textContent = block.text;
-          return;
-        }
-        this.renderMarkdown(block.key, node, block.text);
-        return;
-      }
-      case 'tool':
-        this.renderTool(block, node);
-        return;
-      case 'permission':
-        this.renderPermission(block, node);
-        return;
-      case 'todo': {
-        const list = el('ul', 'nba-todos');
-        for (const t of block.todos) {
-          const item = el('li', `nba-todo nba-todo-${t.status}`);
-          item.append(el('span', 'nba-todo-mark', TODO_MARK[t.status] ?? '☐'), el('span', '', ` ${t.content}`));
-          list.append(item);
-        }
-        node.replaceChildren(el('div', 'nba-todo-title', 'Plan'), list);
-        return;
-      }
-      case 'notice': {
-        node.className = `nba-block nba-notice nba-notice-${block.level}`;
-        const parts: HTMLElement[] = [el('span', '', block.message)];
-        if (block.hint) {
-          parts.push(el('div', 'nba-hint', block.hint));
-        }
-        if (block.detail) {
-          const d = el('details');
-          d.append(el('summary', '', 'details'), el('pre', 'nba-pre', block.detail));
-          parts.push(d);
-        }
-        node.replaceChildren(...parts);
-        return;
-      }
-      case 'command': {
-        const body = el('div', 'nba-command-body');
-        node.replaceChildren(el('div', 'nba-command-line', block.line), body);
-        this.renderMarkdown(block.key, body, block.text);
-        return;
-      }
-    }
+    renderBlock(block, node, this.cards);
   }
+
+  private readonly cards: CardHost = {
+    markdown: (key, node, text) => this.renderMarkdown(key, node, text),
+    reply: (requestId, kind, feedback) => this.chat?.reply(requestId, kind, feedback)
+  };
 
   private renderMarkdown(key: string, node: HTMLElement, text: string): void {
     const rendermime = this.rendermime;
@@ -468,176 +395,6 @@ export class ChatPanel extends Widget {
     } else {
       run(text);
     }
-  }
-
-  private renderTool(block: ToolBlock, node: HTMLElement): void {
-    const open = new Set<string>();
-    for (const d of node.querySelectorAll('details[open]')) {
-      open.add((d as HTMLElement).dataset.role ?? '');
-    }
-    node.className = `nba-block nba-tool nba-status-${block.status}`;
-    node.dataset.callId = block.callId;
-    node.dataset.tool = block.tool;
-    node.dataset.status = block.status;
-    if (block.tool === 'todowrite' && block.status === 'completed') {
-      node.hidden = true; // the plan block shows it
-      return;
-    }
-    node.hidden = false;
-    const head = el('div', 'nba-tool-head');
-    head.append(el('span', 'nba-tool-icon', STATUS_ICON[block.status] ?? '?'), el('b', 'nba-tool-name', ` ${block.tool} `));
-    const summary = summarizeInput(block.tool, block.input);
-    if (summary) {
-      head.append(el('code', 'nba-tool-summary', summary));
-    }
-    if (block.title && block.title !== summary) {
-      head.append(el('span', 'nba-muted', ` ${block.title.slice(0, 120)}`));
-    }
-    const parts: HTMLElement[] = [head];
-    const code = block.input['code'] ?? block.input['command'];
-    if ((block.tool === 'python' || block.tool === 'bash') && typeof code === 'string' && code.trim().includes('\n')) {
-      parts.push(this.fold('code', 'code', el('pre', 'nba-pre', clipMiddle(code, 4000)), open));
-    }
-    if (block.status === 'running' && block.live) {
-      parts.push(el('pre', 'nba-pre nba-live', block.live));
-    }
-    for (const diff of block.diffs) {
-      parts.push(this.diffNode(diff));
-    }
-    if (block.status === 'completed') {
-      const lines = block.output ? block.output.split('\n').length : 0;
-      parts.push(
-        this.fold('result', `result (${lines} lines)`, el('pre', 'nba-pre', clipMiddle(block.output, OUTPUT_CHARS)), open)
-      );
-    } else if (block.status === 'error') {
-      parts.push(el('pre', 'nba-pre nba-error', clipMiddle(block.error, 2000)));
-    }
-    node.replaceChildren(...parts);
-  }
-
-  private fold(role: string, label: string, body: HTMLElement, open: Set<string>): HTMLElement {
-    const details = el('details');
-    details.dataset.role = role;
-    details.open = open.has(role);
-    details.append(el('summary', 'nba-muted', label), body);
-    return details;
-  }
-
-  private diffNode(diff: Pick<DiffProduced, 'path' | 'diff' | 'additions' | 'deletions'>): HTMLElement {
-    const box = el('div', 'nba-diff');
-    const head = el('div', 'nba-diff-head');
-    head.append(
-      el('b', '', diff.path),
-      el('span', 'nba-add-count', ` +${diff.additions}`),
-      el('span', 'nba-del-count', ` -${diff.deletions}`)
-    );
-    const body = el('div', 'nba-diff-body');
-    const lines = diff.diff.split('\n');
-    const line = (text: string) => {
-      let cls = 'nba-diff-line';
-      if (text.startsWith('+++') || text.startsWith('---')) {
-        cls += ' nba-diff-file';
-      } else if (text.startsWith('+')) {
-        cls += ' nba-diff-add';
-      } else if (text.startsWith('-')) {
-        cls += ' nba-diff-del';
-      } else if (text.startsWith('@@')) {
-        cls += ' nba-diff-hunk';
-      }
-      return el('div', cls, text || ' ');
-    };
-    body.append(...lines.slice(0, DIFF_SHOWN_LINES).map(line));
-    if (lines.length > DIFF_SHOWN_LINES) {
-      const rest = el('details');
-      rest.append(el('summary', 'nba-muted', `${lines.length - DIFF_SHOWN_LINES} more lines`));
-      rest.append(...lines.slice(DIFF_SHOWN_LINES).map(line));
-      body.append(rest);
-    }
-    box.append(head, body);
-    return box;
-  }
-
-  private renderPermission(block: PermissionBlock, node: HTMLElement): void {
-    const asked = block.asked;
-    const details = asked.details as Record<string, unknown>;
-    node.className = `nba-block nba-permission${block.replied ? ' nba-answered' : ''}`;
-    node.dataset.requestId = asked.request_id;
-    const parts: HTMLElement[] = [el('div', 'nba-permission-title', `⚠ Permission: ${asked.title}`)];
-    if (asked.reason) {
-      parts.push(el('div', 'nba-muted', `why: ${asked.reason}`));
-    }
-    const commands = details['commands'];
-    if (Array.isArray(commands) && commands.length) {
-      const c = el('div', 'nba-permission-commands', 'commands: ');
-      for (const cmd of commands.slice(0, 20)) {
-        c.append(el('code', '', String(cmd)), document.createTextNode(' '));
-      }
-      parts.push(c);
-    } else if (asked.patterns.length && asked.tool !== 'python') {
-      const c = el('div', 'nba-permission-patterns');
-      for (const p of asked.patterns.slice(0, 10)) {
-        c.append(el('code', '', p.slice(0, 200)), document.createTextNode(' '));
-      }
-      parts.push(c);
-    }
-    if (typeof details['code'] === 'string' && details['code']) {
-      parts.push(el('pre', 'nba-pre', clipMiddle(details['code'] as string, 4000)));
-    }
-    if (typeof details['diff'] === 'string' && details['diff']) {
-      const diff = details['diff'] as string;
-      const changed = diff.split('\n').filter(line => !line.startsWith('+++') && !line.startsWith('---'));
-      const additions = changed.filter(line => line.startsWith('+')).length;
-      const deletions = changed.filter(line => line.startsWith('-')).length;
-      parts.push(this.diffNode({ path: 'proposed change', diff, additions, deletions }));
-    }
-    const rules = alwaysRules(asked);
-    if (block.replied) {
-      const r = block.replied;
-      const verb = { once: '✓ allowed once', always: '✓ always allowed', reject: '✗ denied' }[r.reply];
-      let text = verb;
-      if (r.reply === 'always' && rules.length) {
-        text += ` (${rules.join(', ')})`;
-      }
-      if (r.by !== 'user') {
-        text += ` by ${r.by}`;
-      }
-      if (r.feedback) {
-        text += `: “${r.feedback}”`;
-      }
-      parts.push(el('div', 'nba-permission-answer', text));
-      node.replaceChildren(...parts);
-      return;
-    }
-    const buttons = el('div', 'nba-permission-buttons');
-    const once = el('button', 'nba-button nba-allow-once', 'Allow once');
-    const always = el('button', 'nba-button nba-allow-always', `Always: ${rules.join(', ') || 'this session'}`);
-    always.title = `Allow, and save the rule: ${rules.join(', ') || 'this session'}`;
-    const deny = el('button', 'nba-button nba-deny', 'Deny');
-    const feedback = el('input', 'nba-feedback');
-    feedback.placeholder = 'Optional: tell the agent what to do instead (sent with Deny)';
-    buttons.append(once, always, deny);
-    const answer = (kind: 'once' | 'always' | 'reject') => {
-      for (const b of [once, always, deny]) {
-        b.disabled = true;
-      }
-      this.chat?.reply(asked.request_id, kind, kind === 'reject' ? feedback.value.trim() : '');
-    };
-    once.addEventListener('click', () => answer('once'));
-    always.addEventListener('click', () => answer('always'));
-    deny.addEventListener('click', () => answer('reject'));
-    feedback.addEventListener('keydown', e => {
-      if (e.key === 'Enter') {
-        e.preventDefault();
-        answer('reject');
-      }
-    });
-    if (block.sent) {
-      for (const b of [once, always, deny]) {
-        b.disabled = true;
-      }
-    }
-    parts.push(buttons, feedback);
-    node.replaceChildren(...parts);
   }
 
   // -- sessions, model -----------------------------------------------------------------------

@@ -41,6 +41,7 @@ export interface SessionRow {
 }
 
 export type FromKernel =
+  | { type: 'hello'; protocol: number; version: string }
   | Status
   | { type: 'history'; session_id: string | null; events: NbagentEvent[] }
   | { type: 'event'; event: NbagentEvent }

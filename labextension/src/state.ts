@@ -45,6 +45,7 @@ export interface ToolBlock extends BlockBase {
   output: string;
   error: string;
   diffs: DiffProduced[];
+  shownInPermission: boolean; // its code is shown in full by the permission prompt below it
 }
 
 export interface PermissionBlock extends BlockBase {
@@ -185,7 +186,8 @@ export class ChatState {
         live: '',
         output: '',
         error: '',
-        diffs: []
+        diffs: [],
+        shownInPermission: false
       };
       this.tools.set(callId, block);
       this.push(block);
@@ -283,6 +285,11 @@ export class ChatState {
             index += 1;
           }
           this.blocks.splice(index, 0, block);
+          const code = (event.details as Record<string, unknown>)['code'];
+          if (owner && typeof code === 'string' && !owner.shownInPermission) {
+            owner.shownInPermission = true; // the code is shown once, in the prompt
+            return [block, owner];
+          }
         } else {
           this.push(block);
         }
@@ -396,19 +403,78 @@ export function alwaysRules(asked: PermissionAsked): string[] {
   return asked.always.map(a => (a.includes(':') ? a : `${asked.tool}: ${a}`));
 }
 
+const SUMMARY_CHARS = 120;
+/** The parameter that says most about a call (the first one present wins), as nbagent.core.text has it. */
+const KEY_PARAMS = ['command', 'file_path', 'notebook_path', 'pattern', 'url', 'name', 'path', 'code', 'description'];
+
+function oneLine(value: string, limit = SUMMARY_CHARS): string {
+  const stripped = value.trim();
+  const line = stripped ? stripped.split('\n')[0] : '';
+  if (line.length > limit) {
+    return `${line.slice(0, limit - 2).trimEnd()} …`;
+  }
+  return line + (stripped.includes('\n') ? ' …' : '');
+}
+
+/** The files a patch (`*** Update File: a.py` ...) touches. */
+export function patchFiles(patch: string): string[] {
+  const files: string[] = [];
+  for (const line of patch.split('\n')) {
+    const m = /^\*\*\* (?:Add|Update|Delete) File: (.+)$|^\*\*\* Move to: (.+)$/.exec(line.trim());
+    const file = m ? (m[1] ?? m[2]).trim() : '';
+    if (file && !files.includes(file)) {
+      files.push(file);
+    }
+  }
+  return files;
+}
+
 /** One line saying what a tool call does (as the CLI and the cell widget say it). */
 export function summarizeInput(tool: string, input: Record<string, unknown>): string {
-  for (const key of ['command', 'file_path', 'pattern', 'url', 'notebook_path', 'name', 'code', 'description']) {
+  for (const key of KEY_PARAMS) {
     const value = input[key];
     if (typeof value === 'string' && value.trim()) {
-      const line = value.trim().split('\n')[0];
-      return line.length > 120 ? `${line.slice(0, 117)}...` : line;
+      return oneLine(value);
     }
+  }
+  if (tool === 'apply_patch' && typeof input['patch'] === 'string') {
+    return oneLine(patchFiles(input['patch']).join(', '));
   }
   if (tool === 'todowrite') {
     const todos = input['todos'];
     return `${Array.isArray(todos) ? todos.length : 0} items`;
   }
   const text = JSON.stringify(input);
-  return text === '{}' ? '' : text.length > 120 ? `${text.slice(0, 117)}...` : text;
+  return text === '{}' ? '' : oneLine(text);
+}
+
+/** What a result's title adds to the call's summary: nothing when it repeats it (`read a.py` titled
+ * `a.py`, or `/root/a.py` titled `a.py`), the rest when it starts with it. */
+export function titleExtra(summary: string, title: string): string {
+  const t = title.split(/\s+/).filter(Boolean).join(' ');
+  let s = summary.split(/\s+/).filter(Boolean).join(' ');
+  if (s.endsWith(' …')) {
+    s = s.slice(0, -2);
+  }
+  if (!t || t === s || (s && s.includes(t))) {
+    return '';
+  }
+  if (s && t.startsWith(s)) {
+    return t.slice(s.length).replace(/^[\s·:\-–—()]+|[\s·:\-–—()]+$/g, '');
+  }
+  return t;
+}
+
+/** Lines added and removed by a unified diff (file headers not counted). */
+export function diffCounts(diff: string): { additions: number; deletions: number } {
+  let additions = 0;
+  let deletions = 0;
+  for (const line of diff.split('\n')) {
+    if (line.startsWith('+') && !line.startsWith('+++')) {
+      additions += 1;
+    } else if (line.startsWith('-') && !line.startsWith('---')) {
+      deletions += 1;
+    }
+  }
+  return { additions, deletions };
 }

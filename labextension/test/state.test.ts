@@ -166,7 +166,7 @@ describe('helpers', () => {
   });
 
   it('summarizeInput says what a call does in one line', () => {
-    expect(summarizeInput('bash', { command: 'make\nmake test' })).toBe('make');
+    expect(summarizeInput('bash', { command: 'make\nmake test' })).toBe('make …') // more lines follow, as the CLI and the cell say it;
     expect(summarizeInput('todowrite', { todos: [1, 2] })).toBe('2 items');
     expect(summarizeInput('x', {})).toBe('');
     expect(summarizeInput('read', { file_path: 'a'.repeat(200) }).length).toBe(120);

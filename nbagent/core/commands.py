@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from nbagent.core.events import Compacted, ContextReport, Event, Notice
+from nbagent.core.messages import Usage
 
 if TYPE_CHECKING:
     from nbagent.core.session import Session
@@ -145,11 +146,15 @@ def format_context(report: ContextReport) -> str:
     return "\n".join(lines)
 
 
-def _cost_text(session: Session) -> str:
-    u = session.usage
+def cost_text(session_id: str, model: str, u: Usage, turns: int | None = None) -> str:
+    """``/cost``: tokens and cost of a session; ``turns``: over how many recorded turns (a notebook
+    counts them from its records, so turns from before a kernel restart count too)."""
     cost = f"${u.cost:.4f}" if u.cost is not None else "unknown (litellm has no prices for this model)"
+    over = (
+        f" over {turns} turn{'s' if turns != 1 else ''} recorded in the notebook" if turns is not None else ""
+    )
     return (
-        f"Session `{session.id}` on **{session.model}**: {u.input_tokens:,} input tokens"
+        f"Session `{session_id}` on **{model}**{over}: {u.input_tokens:,} input tokens"
         f" ({u.cache_read_tokens:,} cache reads, {u.cache_write_tokens:,} cache writes), {u.output_tokens:,} output"
         f" tokens; cost {cost}."
     )
@@ -178,7 +183,7 @@ async def run_command(session: Session, line: str) -> CommandOutput:
         text = f"Compacted: about {done.tokens_before:,} → {done.tokens_after:,} tokens. Summary:\n\n{done.summary}"
         return CommandOutput(text=text, events=events)
     if name == "cost":
-        return CommandOutput(text=_cost_text(session))
+        return CommandOutput(text=cost_text(session.id, session.model, session.usage))
     if name in ("undo", "redo"):
         result = session.undo() if name == "undo" else session.redo()
         if result is None:

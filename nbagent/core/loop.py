@@ -44,12 +44,13 @@ from nbagent.core.messages import (
     new_id,
     user_message,
 )
+from nbagent.core.text import strip_ansi
 from nbagent.providers.base import ModelRequest, ReasoningChunk, StepDone, TextChunk, ToolCallStarted
 from nbagent.tools.base import PermissionQuery, PermissionRejected, Tool, ToolFailure
 
 if TYPE_CHECKING:
     from nbagent.core.events import Event
-    from nbagent.core.session import Session
+    from nbagent.core.turn_host import TurnHost
 
 INTERRUPTED = "Interrupted by the user before the tool finished."
 DOOM_LOOP_REPEATS = 3
@@ -80,27 +81,50 @@ def close_dangling(message: Message, reason: str = INTERRUPTED) -> None:
 
 
 class TurnRunner:
-    """Runs one turn of ``session`` for ``prompt``; emits events through ``emit``."""
+    """Runs one turn of ``session`` for ``prompt``; emits events through ``emit``.
 
-    def __init__(self, session: Session, emit: Callable[[Event], None]) -> None:
+    Disk and subprocess work (saving, the work-tree scan for undo) runs in threads: the event loop
+    (a Jupyter kernel's) keeps serving while a turn starts and saves."""
+
+    def __init__(self, session: TurnHost, emit: Callable[[Event], None]) -> None:
         self.session = session
         self.emit = emit
         self.turn_id = new_id("turn")
+        self._save_failed = False
+
+    async def _save(self) -> None:
+        """Save the history; a failure (full disk) is said once and the turn goes on, the history
+        kept in memory: the next save that works writes all of it."""
+        try:
+            await self.session.persist()
+        except NbagentError as exc:
+            if not self._save_failed:
+                self._save_failed = True
+                message = (
+                    f"{exc} {exc.hint} The session goes on in memory and is saved again after every step."
+                )
+                self.emit(Notice(session_id=self.session.id, level="warning", message=message))
+            return
+        self._save_failed = False
 
     # -- the turn ---------------------------------------------------------------------------
 
     async def run(self, prompt: str) -> None:
         s = self.session
         self.emit(TurnStarted(session_id=s.id, turn_id=self.turn_id, prompt=prompt, model=s.model))
-        s.begin_turn(self.turn_id)
+        for note in s.take_notices():
+            self.emit(Notice(session_id=s.id, level="warning", message=note))
         steps = 0
         reason: Any = "stop"
         turn_usage = Usage()
         current: Message | None = None
         stop_continuations = 0
+        changes = None
         try:
+            await self._start_undo()
             prompt = await self._prompt_hooks(prompt)
             s.append(user_message(prompt))
+            await self._save()  # the prompt is kept even if the process dies during the first request
             while True:
                 if steps >= s.config.max_steps:
                     reason = "step_limit"
@@ -129,7 +153,7 @@ class TurnRunner:
                         continue
                     break
                 await self._run_tools(calls)
-                s.save()
+                await self._save()
                 current = None
         except asyncio.CancelledError:
             reason = "cancelled"
@@ -147,8 +171,11 @@ class TurnRunner:
             kind = exc.kind if isinstance(exc, ProviderError) else type(exc).__name__
             self.emit(ErrorEvent(session_id=s.id, message=str(exc), hint=exc.hint, kind=kind))
         finally:
-            s.save()
-            changes = s.end_turn()
+            await self._save()
+            try:
+                changes = await s.finish_turn()
+            except NbagentError as exc:
+                self.emit(Notice(session_id=s.id, level="warning", message=f"{exc} {exc.hint}".strip()))
         if changes is not None and changes.shell_changed:
             names = ", ".join(s.display_path(p) for p in changes.shell_changed[:10])
             more = f" and {len(changes.shell_changed) - 10} more" if len(changes.shell_changed) > 10 else ""
@@ -166,6 +193,18 @@ class TurnRunner:
                 session_id=s.id, turn_id=self.turn_id, reason=reason, steps=steps, usage=turn_usage, text=text
             )
         )
+
+    async def _start_undo(self) -> None:
+        try:
+            await self.session.start_turn(self.turn_id)
+        except NbagentError as exc:  # a full disk: the turn runs, without undo
+            self.emit(
+                Notice(
+                    session_id=self.session.id,
+                    level="warning",
+                    message=f"{exc} /undo will not cover this turn. {exc.hint}".strip(),
+                )
+            )
 
     async def _prompt_hooks(self, prompt: str) -> str:
         """SessionStart (first turn) and UserPromptSubmit may add context or block the prompt; plan mode
@@ -342,7 +381,7 @@ class TurnRunner:
         part.state = ToolError(
             input=data or {},
             raw_input=self._raw(part) if data is None else "",
-            error=self.session.scrub(error),
+            error=self.session.scrub(strip_ansi(error)),
             started=started,
         )
         self._emit_error(part)
@@ -424,8 +463,9 @@ class TurnRunner:
         except Exception as exc:  # a bug in a tool must not end the session
             self._fail(part, f"The tool failed unexpectedly: {type(exc).__name__}: {exc}", data, started)
             return None
-        # Known secrets never enter the session (nor the model's context, the store, the events).
-        output = s.scrub(result.output)
+        # Known secrets and terminal colour codes never enter the session (nor the model's context,
+        # the store, the events).
+        output = s.scrub(strip_ansi(result.output))
         title, metadata = s.scrub(result.title), s.scrubber.json(result.metadata)
         file_path = data.get("file_path")
         if tool.name == "read" and isinstance(file_path, str):

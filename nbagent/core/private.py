@@ -27,6 +27,23 @@ _umask_lock = threading.RLock()
 log = logging.getLogger(__name__)
 
 
+def data_dir() -> Path:
+    """nbagent's data folder (the session store): ``$NBAGENT_DATA_DIR``, else the platform's."""
+    import platformdirs
+
+    base = os.environ.get("NBAGENT_DATA_DIR")
+    return Path(base) if base else Path(platformdirs.user_data_dir("nbagent"))
+
+
+def cache_dir() -> Path:
+    """nbagent's cache folder (spilled outputs, sandbox TMPDIRs): ``$NBAGENT_CACHE_DIR``, else the
+    platform's. Not created here."""
+    import platformdirs
+
+    base = os.environ.get("NBAGENT_CACHE_DIR")
+    return Path(base) if base else Path(platformdirs.user_cache_dir("nbagent"))
+
+
 @contextlib.contextmanager
 def private_umask() -> Iterator[None]:
     """While inside, files and folders this process creates are private (umask 077).

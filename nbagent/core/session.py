@@ -28,6 +28,7 @@ from nbagent.core.events import Compacted, ContextReport, Event, Notice, TurnFin
 from nbagent.core.loop import TurnRunner, close_dangling
 from nbagent.core.messages import Message, ToolCompleted, ToolPart, Usage, new_id
 from nbagent.core.permission import HeadlessPolicy, PermissionBroker, PermissionPolicy, ReplyKind
+from nbagent.core.private import cache_dir
 from nbagent.core.scrub import Scrubber
 from nbagent.ext.hooks import HookOutcome, HookRunner
 from nbagent.ext.trust import ProjectTrust
@@ -46,7 +47,7 @@ from nbagent.tools.base import (
     default_output_dir,
 )
 from nbagent.tools.shell_env import ShellOptions
-from nbagent.tools.spill import cache_dir, private_dir
+from nbagent.tools.spill import private_dir
 
 if TYPE_CHECKING:
     from nbagent.store import SessionStore, TurnChanges, UndoLog, UndoResult
@@ -175,9 +176,12 @@ class Session:
         self.store = store
         self.undo_log: UndoLog | None = None
         self.title = ""
+        self._notices: list[str] = []
         if store is not None:
             from nbagent.store import SessionInfo, UndoLog
 
+            # A damaged store moved aside: the first turn says so (the CLI and the notebook show it).
+            self._notices, store.notices = list(store.notices), []
             store.ensure_session(SessionInfo(id=self.id, project=self.root, model=self.model))
             self.undo_log = UndoLog(store, self.id, self.root)
 
@@ -503,21 +507,33 @@ class Session:
         self.messages.append(message)
 
     def save(self) -> None:
-        """Persist the history in one transaction (a no-op without a store)."""
+        """Persist the history in one transaction (a no-op without a store). On failure (a full disk:
+        ``StoreError``) the transaction is rolled back; the history in memory is untouched and the
+        next save writes all that is missing."""
         if self.store is None:
             return
+        messages = list(self.messages)
         if not self.title:
-            first = next((m.text for m in self.messages if m.role == "user" and not m.synthetic), "")
+            first = next((m.text for m in messages if m.role == "user" and not m.synthetic), "")
             self.title = " ".join(first.split())[:80]
         self.store.save_step(
             self.id,
-            self.messages,
+            messages,
             usage=self.usage,
             todos=self.tool_state.get("todos"),
             title=self.title,
-            settled=min(self._saved_clean, len(self.messages)),
+            settled=min(self._saved_clean, len(messages)),
         )
-        self._saved_clean = len(self.messages)
+        self._saved_clean = len(messages)
+
+    async def persist(self) -> None:
+        """``save`` in a worker thread: SQLite's writes never block the event loop."""
+        if self.store is not None:
+            await asyncio.to_thread(self.save)
+
+    def take_notices(self) -> list[str]:
+        notices, self._notices = self._notices, []
+        return notices
 
     # -- undo -----------------------------------------------------------------------------------
 
@@ -527,6 +543,15 @@ class Session:
 
     def end_turn(self) -> TurnChanges | None:
         return self.undo_log.end_turn() if self.undo_log is not None else None
+
+    async def start_turn(self, turn_id: str) -> None:
+        """``begin_turn`` in a worker thread: the git status and hashing scan of the work tree (about a
+        second in a repo with thousands of untracked files) does not block the event loop."""
+        if self.undo_log is not None:
+            await asyncio.to_thread(self.begin_turn, turn_id)
+
+    async def finish_turn(self) -> TurnChanges | None:
+        return await asyncio.to_thread(self.end_turn) if self.undo_log is not None else None
 
     def _record_before(self, path: Path) -> None:
         if self.undo_log is not None:
@@ -690,27 +715,34 @@ class Session:
         runner = TurnRunner(self, self._emit)
         task = asyncio.create_task(runner.run(prompt), name=f"nbagent-turn-{runner.turn_id}")
         self._task = task
+        getter: asyncio.Task[Event] | None = None
         try:
             while True:
-                getter = asyncio.ensure_future(queue.get())
+                getter = asyncio.create_task(queue.get())
                 done, _ = await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
                 if getter in done:
                     event = getter.result()
+                    getter = None
                     yield event
                     if isinstance(event, TurnFinished):
                         break
                     continue
-                getter.cancel()
+                getter.cancel()  # before anything else runs: the events it did not take stay queued
                 while not queue.empty():
                     event = queue.get_nowait()
                     yield event
                 task.result()  # re-raise a crash of the loop itself
                 break
         finally:
+            # Every task ends before the turn does: the queue reader, and the turn itself when the
+            # caller stopped listening (cancelled, or closed the event stream).
+            if getter is not None:
+                getter.cancel()
+                await asyncio.gather(getter, return_exceptions=True)
             if not task.done():
                 task.cancel()
                 self.broker.cancel_all()
-                await asyncio.gather(task, return_exceptions=True)
+            await asyncio.gather(task, return_exceptions=True)
             self._emit_target = []
             self._task = None
 
@@ -725,9 +757,14 @@ class Session:
         self.broker.reply(request_id, kind, feedback)
 
     async def close(self) -> None:
-        """End the session: stop background shells."""
+        """End the session: stop a running turn (and wait for it), kill background shells and every
+        process a command left behind, close the provider."""
         from nbagent.tools.shell import close_shells
 
+        task = self._task
+        if task is not None and not task.done():
+            self.cancel()
+            await asyncio.gather(task, return_exceptions=True)
         await close_shells(self.tool_state)
         await self.provider.close()
 

@@ -37,7 +37,7 @@ def test_command() -> str:
 
 
 def run_demo(*, keep: bool = False, output_format: str = "text") -> int:
-    from nbagent.cli import run_session
+    from nbagent.cli_session import run_session
     from nbagent.core.config import Config
     from nbagent.core.session import Session
     from nbagent.providers.scripted import ScriptedModelServer
@@ -47,6 +47,8 @@ def run_demo(*, keep: bool = False, output_format: str = "text") -> int:
     shutil.copytree(SAMPLE, project, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
     # The shell tool runs `python`: make it this interpreter, whatever the user's PATH says.
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    # The sample project's tests need no pytest plugin: those installed here would only add noise.
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     text = output_format == "text"
     if text:
         print(BANNER.format(task=TASK, project=project), flush=True)

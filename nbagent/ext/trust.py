@@ -25,9 +25,8 @@ from pydantic import BaseModel, Field, ValidationError
 
 from nbagent.core.config import CONFIG_NAME, Config, user_config_dir
 from nbagent.core.errors import ConfigError
-from nbagent.core.permission_types import ReplyKind
+from nbagent.core.permission_types import PermissionQuery, ReplyKind
 from nbagent.core.private import private_dir, write_private
-from nbagent.core.permission_types import PermissionQuery
 
 ENV = "NBAGENT_TRUST_PROJECT"
 TRUST_FILE = "trust.json"

@@ -9,41 +9,31 @@ replays from.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import os
-import shlex
-import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nbagent.core.commands import CommandOutput, run_command
+from nbagent.core.commands import CommandOutput, parse, run_command
 from nbagent.core.config import Config, load_config
 from nbagent.core.errors import NbagentError
-from nbagent.core.events import Compacted, Event, TurnFinished, UsageUpdated
+from nbagent.core.events import Compacted, Event, UsageUpdated
 from nbagent.core.permission import HeadlessPolicy
 from nbagent.core.session import Session
-from nbagent.jupyter.render_html import Transcript, transcript_html, transcript_text
-from nbagent.providers.base import Provider
-from nbagent.providers.replay import RecordedStep, RecordingProvider, ReplayProvider
+from nbagent.jupyter.cells import HELP, CellError, CellOptions, TurnInterrupted, parse_options
+from nbagent.jupyter.counters import notebook_cost_text, sessions_text
+from nbagent.jupyter.magic import clear_first_output
+from nbagent.jupyter.recorder import TurnRecorder, replay_notice
+from nbagent.jupyter.transcript import Transcript
 from nbagent.store.notebook import (
-    TURN_MIME,
     CellTurn,
-    ReplayInfo,
     TurnRecord,
-    build_metadata,
-    compare_results,
     find_turn,
-    make_record,
+    merge_turns,
     notebook_turns,
     read_notebook_json,
-    record_json,
-    recorded_replies,
-    scrub,
-    scrub_json,
     session_history,
     turns_before,
 )
@@ -51,75 +41,16 @@ from nbagent.tools.base import Tool
 from nbagent.tools.kernel import KERNEL_KEY
 from nbagent.tools.notebook import OPEN_KEY
 
-MODES = ("default", "acceptEdits", "plan", "bypass")
-HELP = """\
-**nbagent in the notebook**
-
-`%%agent [--model M] [--agent NAME] [--session ID | --new] [--mode default|acceptEdits|plan|bypass] [--replay]`
-then the prompt in the cell body. One session per notebook, continued across cells; after a kernel
-restart it resumes from the turns recorded in the saved notebook.
-
-`%agent /command` runs the commands below; in the notebook also `/attach PATH` (use PATH as this
-kernel's notebook, to resume or replay from it); `/sessions` lists the sessions recorded in the notebook.
-Environment: `NBAGENT_MODEL`, `NBAGENT_API_BASE`, `NBAGENT_REPLAY=1` (replay every cell),
-`NBAGENT_HEADLESS=allow|deny` (answer permission prompts without asking), `NBAGENT_TRUST_PROJECT=1`
-(run the project's own hooks without asking; otherwise the first one asks you to trust the folder).
-"""
-
-
-class CellError(Exception):
-    """An error shown as one or two lines, without a traceback."""
-
-    def __init__(self, message: str, hint: str = "") -> None:
-        super().__init__(message)
-        self.hint = hint
-
-    def _render_traceback_(self) -> list[str]:
-        lines = [f"\x1b[31mnbagent: {self}\x1b[0m"]
-        if self.hint:
-            lines.append(f"  hint: {self.hint}")
-        return lines
-
-
-class TurnInterrupted(CellError):
-    """The kernel was interrupted during a turn: the cell fails (Run All stops), with one line."""
-
-    def _render_traceback_(self) -> list[str]:
-        return [f"\x1b[33m⏹ {self}\x1b[0m"]
-
-
-@dataclass
-class CellOptions:
-    model: str | None = None
-    agent: str | None = None
-    session: str | None = None
-    new: bool = False
-    mode: str | None = None
-    replay: bool = False
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:
-        raise CellError(
-            f"%%agent: {message}", "Usage: %%agent [--model M] [--session ID|--new] [--mode MODE] [--replay]"
-        )
-
-
-def parse_options(line: str) -> CellOptions:
-    parser = _Parser(prog="%%agent", add_help=False)
-    parser.add_argument("--model", "-m")
-    parser.add_argument("--agent")
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("--session")
-    group.add_argument("--new", action="store_true")
-    parser.add_argument("--mode", choices=MODES)
-    parser.add_argument("--replay", action="store_true")
-    try:
-        words = shlex.split(line)
-    except ValueError as exc:
-        raise CellError(f"%%agent: cannot parse the options ({exc}).") from exc
-    ns = parser.parse_args(words)
-    return CellOptions(ns.model, ns.agent, ns.session, ns.new, ns.mode, ns.replay)
+__all__ = [
+    "HELP",
+    "CellError",
+    "CellOptions",
+    "NotebookAgent",
+    "TurnInterrupted",
+    "current_agent",
+    "notebook_tools",
+    "parse_options",
+]
 
 
 def notebook_tools() -> list[Tool[Any]]:
@@ -168,6 +99,9 @@ class NotebookAgent:
         self.last_usage: UsageUpdated | None = None
         self.last_stats: dict[str, Any] = {}
         self._pending_compaction: str | None = None
+        # The turns this kernel recorded (the saved file may not have them yet): /sessions and /cost
+        # count the notebook's records, the saved ones merged with these.
+        self.produced: list[CellTurn] = []
         # Called with every event of every turn (cell or sidebar): the sidebar bridge listens here.
         self.listeners: list[Callable[[Event], None]] = []
 
@@ -216,6 +150,16 @@ class NotebookAgent:
             return notebook_turns(read_notebook_json(path))
         except (OSError, ValueError):
             return []
+
+    def notebook_records(self) -> list[CellTurn]:
+        """The notebook's turns as its cells hold them now: the saved ones, with those this kernel
+        recorded since in their place (before a save, after a restart)."""
+        return merge_turns(self.recorded_turns(), self.produced)
+
+    def remember(self, record: TurnRecord, cell_id: str | None, source: str) -> None:
+        self.produced.append(CellTurn(-1, cell_id, source, record))
+        if record.compaction == self._pending_compaction:
+            self._pending_compaction = None  # recorded once: the history restarts there on resume
 
     # -- sessions -----------------------------------------------------------------------------
 
@@ -348,26 +292,42 @@ class NotebookAgent:
             self._replayed.add(recorded.turn_id)
         return opts, prompt, recorded
 
-    async def run_cell(self, line: str, body: str, cell_id: str | None = None) -> None:
-        opts, prompt, recorded = self._prepare(line, body, cell_id)
-        if self.session is not None and self.session.busy:
-            raise CellError(
-                "A turn is already running in this notebook.", "Wait for it, or press its Stop button."
-            )
-        await self._turn(opts, prompt, recorded, cell_id, awaited=True)
+    async def run_cell(self, line: str, body: str, cell_id: str | None = None, handle: Any = None) -> None:
+        """Run a ``%%agent`` cell; ``handle``: the display already shown in the cell, to update."""
+        try:  # a cell that cannot start shows its error alone, without the first line
+            opts, prompt, recorded = self._prepare(line, body, cell_id)
+            self._check_idle()
+            source = f"%%agent {line}".strip() + "\n" + body
+            turn = self._turn(opts, prompt, recorded, cell_id, awaited=True, handle=handle, source=source)
+        except BaseException:
+            clear_first_output(handle)
+            raise
+        await turn
 
-    def run_cell_background(self, line: str, body: str, cell_id: str | None = None) -> None:
-        opts, prompt, recorded = self._prepare(line, body, cell_id)
+    def _check_idle(self) -> None:
         if self.session is not None and self.session.busy:
             raise CellError(
                 "A turn is already running in this notebook.", "Wait for it, or press its Stop button."
             )
+
+    def run_cell_background(
+        self, line: str, body: str, cell_id: str | None = None, handle: Any = None
+    ) -> None:
         note = (
             "This kernel cannot keep the cell busy while the agent works (it needs ipykernel >= 7.4 with"
             " autoawait): the turn runs in the background, and Run All does not wait for it."
         )
-        task = asyncio.ensure_future(self._turn(opts, prompt, recorded, cell_id, awaited=False, note=note))
-        task.add_done_callback(_report_background)
+        try:
+            opts, prompt, recorded = self._prepare(line, body, cell_id)
+            self._check_idle()
+            source = f"%%agent {line}".strip() + "\n" + body
+            turn = self._turn(
+                opts, prompt, recorded, cell_id, awaited=False, note=note, handle=handle, source=source
+            )
+        except BaseException:
+            clear_first_output(handle)
+            raise
+        _keep(asyncio.ensure_future(turn))
 
     def _turn(
         self,
@@ -378,6 +338,8 @@ class NotebookAgent:
         *,
         awaited: bool,
         note: str = "",
+        handle: Any = None,
+        source: str = "",
     ) -> Coroutine[Any, Any, None]:
         """Set the turn up now (session, view shown in this cell); returns the coroutine that runs it."""
         session, resumed = self.session_for(opts, cell_id, recorded)
@@ -403,47 +365,47 @@ class NotebookAgent:
         if _widgets_enabled():
             from nbagent.jupyter.widgets import TurnView
 
-            view = TurnView(model=session.model, on_reply=on_reply, on_stop=on_stop, note=note)
+            view = TurnView(
+                model=session.model, on_reply=on_reply, on_stop=on_stop, note=note, acknowledge=awaited
+            )
             transcript = view.transcript
-            handle = _display(view.widget, display_id=True)
+            handle = _show(view.widget, handle)
         else:
             transcript = Transcript(model=session.model)
             text = f"nbagent: working ({session.model})…" + (f"\n{note}" if note else "")
-            handle = _display({"text/plain": text}, raw=True, display_id=True)
-        if resumed:
+            handle = _show({"text/plain": text}, handle, raw=True)
+
+        def notice(message: str, level: str = "info", detail: str = "") -> None:
             if view is not None:
-                view.add_notice(resumed)
+                view.add_notice(message, level, detail)
             else:
-                transcript.add_notice(resumed)
+                transcript.add_notice(message, level, detail)
+
+        if resumed:
+            notice(resumed)
 
         async def drive() -> None:
-            base_provider: Provider = session.provider
-            replayer: ReplayProvider | None = None
-            recorder: RecordingProvider | None = None
-            if recorded is not None:
-                replayer = ReplayProvider(recorded_replies(recorded))
-                session.provider = replayer
-            else:
-                recorder = RecordingProvider(base_provider)
-                session.provider = recorder
-            start = len(session.messages)
-            started = time.time()
-            compaction: list[str] = []
             mode_before = session.policy.mode  # --mode applies to this cell's turn only
             if opts.mode:
                 session.policy.mode = opts.mode  # type: ignore[assignment]
+            recorder = TurnRecorder(
+                session,
+                prompt,
+                cell_id=cell_id,
+                agent=opts.agent,
+                replaying=recorded,
+                compaction=self._pending_compaction,
+            )
+            recorder.start()
 
-            async def consume() -> TurnFinished | None:
-                finished = None
+            async def consume() -> None:
                 async for event in session.run(prompt):
-                    self._observe(event, compaction)
+                    recorder.observe(event)
+                    self._observe(event)
                     if view is not None:
                         view.apply(event)
                     else:
                         transcript.apply(event)
-                    if isinstance(event, TurnFinished):
-                        finished = event
-                return finished
 
             consumer = asyncio.ensure_future(consume())
             heartbeat = asyncio.ensure_future(_heartbeat())
@@ -458,89 +420,42 @@ class NotebookAgent:
                 except asyncio.CancelledError:
                     consumer.cancel()
             finally:
-                session.provider = base_provider
+                recorder.stop()
                 session.policy.mode = mode_before
                 heartbeat.cancel()
-            finished: TurnFinished | None = None
+                with contextlib.suppress(asyncio.CancelledError):
+                    await heartbeat
             failure: BaseException | None = None
             if consumer.done() and not consumer.cancelled():
                 failure = consumer.exception()
-                finished = None if failure is not None else consumer.result()
-
-            replies: list[RecordedStep]
-            if replayer is not None and recorded is not None:
-                replies = recorded_replies(recorded)[: replayer.index]
-            else:
-                replies = recorder.take() if recorder is not None else []
-            reason = finished.reason if finished is not None else ("cancelled" if interrupted else "error")
-            usage = finished.usage if finished is not None else session.usage.model_copy()
-            secrets = session.scrubber  # knows the session's api_key, the environment's and .env secrets
-            record = make_record(
-                session_id=session.id,
-                turn_id=transcript.turn_id or (finished.turn_id if finished else "turn_unknown"),
-                prompt=prompt,
-                model=session.model,
-                messages=session.messages[start:],
-                replies=replies,
-                usage=usage,
-                reason=reason,
-                started=started,
-                root=session.root,
-                cell_id=cell_id,
-                agent=opts.agent,
-                mode=session.config.mode,
-                context_tokens=self.last_usage.context_tokens if self.last_usage else 0,
-                context_limit=self.last_usage.context_limit if self.last_usage else 0,
-                compaction=compaction[-1] if compaction else self._pending_compaction,
-                scrubber=secrets,
-            )
-            if recorded is not None:
-                divergent = compare_results(recorded.results, record.results)
-                record.replay = ReplayInfo(
-                    of_turn=recorded.turn_id, divergent=divergent, compared=len(recorded.results)
-                )
-                if divergent:
-                    detail = "\n\n".join(
-                        f"{d.tool} ({d.call_id})\n  recorded: {d.recorded}\n  now:      {d.replayed}"
-                        for d in divergent
-                    )
-                    message = f"Replay: {len(divergent)} of {len(recorded.results)} tool results differ from the recording."
-                    if view is not None:
-                        view.add_notice(message, "warning", detail)
-                    else:
-                        transcript.add_notice(message, "warning", detail)
-                else:
-                    message = f"Replayed from the recording (no model call): {len(recorded.results)} tool results match."
-                    if view is not None:
-                        view.add_notice(message)
-                    else:
-                        transcript.add_notice(message)
             if failure is not None:
-                transcript.add_notice(f"The turn failed: {type(failure).__name__}: {failure}", "error")
+                message = f"The turn failed: {type(failure).__name__}: {failure}"
+                recorder.note(message, "error")
+                notice(message, "error")
+            record = recorder.record(recorder.reason(failed=failure is not None))
+            outcome = replay_notice(record)
+            if outcome is not None:
+                notice(*outcome)
             if view is not None:
                 view.flush()
                 self.last_stats = view.stats.summary()
-            bundle = {
-                "text/html": scrub(transcript_html(transcript), secrets),
-                "text/plain": scrub(transcript_text(transcript), secrets),
-                TURN_MIME: scrub_json(record_json(record), secrets),
-            }
-            handle.update(bundle, raw=True)
+            handle.update(recorder.bundle(record, transcript), raw=True)
+            self.remember(record, cell_id, source or f"%%agent\n{prompt}")
             if view is not None:
                 view.close()
             if failure is not None:
                 raise CellError(f"The turn failed: {type(failure).__name__}: {failure}")
-            if interrupted or (reason == "cancelled" and not stopped):
+            if interrupted or (record.reason == "cancelled" and not stopped):
                 raise TurnInterrupted("Turn interrupted; the session was saved.")
-            if reason == "error" and finished is not None and awaited:
+            if record.reason == "error" and recorder.finished is not None and awaited:
                 raise CellError("The turn ended with an error (see above).")
 
         return drive()
 
-    def _observe(self, event: Event, compaction: list[str]) -> None:
+    def _observe(self, event: Event, compaction: list[str] | None = None) -> None:
         if isinstance(event, UsageUpdated):
             self.last_usage = event
-        elif isinstance(event, Compacted):
+        elif isinstance(event, Compacted) and compaction is not None:
             compaction.append(event.summary)
         for listener in self.listeners:
             listener(event)
@@ -550,14 +465,11 @@ class NotebookAgent:
     def command(self, line: str) -> None:
         """``%agent /command`` inside a larger cell: runs as a background task (its output shows when done)."""
         handle = _display({"text/plain": f"nbagent: {line.strip()}…"}, raw=True, display_id=True)
-        cell_id = None
-        task = asyncio.ensure_future(self.run_command(line, cell_id=cell_id, handle=handle))
-        task.add_done_callback(_report_background)
+        _keep(asyncio.ensure_future(self.run_command(line, cell_id=None, handle=handle)))
 
     async def run_command(self, line: str, cell_id: str | None = None, handle: Any = None) -> None:
         """``%agent /command``: notebook commands here, the rest through the core's slash commands."""
         from nbagent.core.commands import HELP as CORE_HELP
-        from nbagent.core.commands import parse
 
         def show(text: str) -> None:
             bundle = {"text/markdown": text, "text/plain": text}
@@ -605,6 +517,9 @@ class NotebookAgent:
     async def apply_command(self, session: Session, line: str) -> CommandOutput:
         """Run a shared slash command and apply what concerns the notebook (a summary to record in
         its metadata, a new session); the caller shows the text and runs any prompt."""
+        name, _arg = parse(line)
+        if name == "cost":
+            return CommandOutput(text=self._cost_text(session))
         out = await run_command(session, line)
         for event in out.events:
             if isinstance(event, Compacted):
@@ -613,23 +528,17 @@ class NotebookAgent:
             self.drop_session()
         return out
 
+    def _cost_text(self, session: Session) -> str:
+        return notebook_cost_text(self.notebook_records(), session)
+
     def _sessions_text(self) -> str:
-        path = self.notebook_path
-        lines = []
-        if self.session is not None:
-            lines.append(
-                f"- current: `{self.session.id}` ({self.session.model}, {len(self.session.messages)} messages)"
-            )
-        if path is not None:
-            try:
-                meta = build_metadata(read_notebook_json(path))
-            except (OSError, ValueError) as exc:
-                raise CellError(f"Cannot read {path}: {exc}") from exc
-            for s in meta["sessions"]:
-                lines.append(f"- `{s['id']}` in the notebook: {s['turns']} turns, model {s['model']}")
-        else:
-            lines.append("- (this kernel does not know its notebook file: `%agent /attach PATH`)")
-        return "**Sessions**\n\n" + "\n".join(lines)
+        try:
+            records = self.notebook_records()
+        except (OSError, ValueError) as exc:
+            raise CellError(f"Cannot read {self.notebook_path}: {exc}") from exc
+        return sessions_text(
+            records, self.session, known=self.notebook_path is not None or bool(self.produced)
+        )
 
 
 async def _heartbeat(period: float = 0.1) -> None:
@@ -658,12 +567,30 @@ def _loop_running() -> bool:
     return True
 
 
+_tasks: set[asyncio.Future[None]] = set()
+
+
+def _keep(task: asyncio.Future[None]) -> None:
+    """Reference a background task until it ends, then report how it failed (if it did)."""
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
+    task.add_done_callback(_report_background)
+
+
 def _report_background(task: asyncio.Future[None]) -> None:
     if task.cancelled():
         return
     exc = task.exception()
     if exc is not None and not isinstance(exc, TurnInterrupted):
         print(f"nbagent: the background turn failed: {exc}")
+
+
+def _show(obj: Any, handle: Any, **kwargs: Any) -> Any:
+    """Show ``obj`` in the cell: in place of the display already there (``handle``), else as a new one."""
+    if handle is None:
+        return _display(obj, display_id=True, **kwargs)
+    handle.update(obj, **kwargs)
+    return handle
 
 
 _agents: dict[int, NotebookAgent] = {}

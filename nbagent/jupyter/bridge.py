@@ -26,7 +26,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import json
+import logging
+import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,6 +38,11 @@ from typing import Any
 
 TARGET = "nbagent"
 PROTOCOL = 1
+# what the first ``hello`` (status, history) and the first turn import: about 0.5-1 s, done in a thread
+# at ``%load_ext`` (or when a waiting sidebar probes) rather than while the sidebar waits for its status
+WARM_MODULES = ("nbagent.jupyter.agent", "nbagent.core.commands", "nbagent.store.notebook")
+_log = logging.getLogger(__name__)
+_warming: threading.Thread | None = None
 HISTORY_OUTPUT_CHARS = 4_000  # a tool result in the history sent to the sidebar
 COMMAND_NAMES = (
     ("help", "the commands"),
@@ -75,6 +84,26 @@ def register(shell: Any = None) -> bool:
     return True
 
 
+def warm_up() -> None:
+    """Import what a sidebar's ``hello`` needs in a background thread (once per kernel), so that the
+    sidebar is ready as soon as the kernel is. An import that fails here fails again, with its
+    traceback, where the module is used."""
+    global _warming
+    if _warming is not None or all(name in sys.modules for name in WARM_MODULES):
+        return
+
+    def run() -> None:
+        for name in WARM_MODULES:
+            try:
+                importlib.import_module(name)
+            except Exception:
+                _log.debug("warming up %s failed", name, exc_info=True)
+                return
+
+    _warming = threading.Thread(target=run, name="nbagent-warm-up", daemon=True)
+    _warming.start()
+
+
 def unregister(shell: Any = None) -> None:
     """Remove the comm target (``%unload_ext nbagent``); open sidebars say nbagent is not loaded."""
     shell = shell if shell is not None else _shell()
@@ -104,6 +133,7 @@ def probe() -> ProbeResult:
     shell = _shell()
     loaded = shell is not None and "nbagent" in getattr(shell.extension_manager, "loaded", set())
     registered = register(shell) if loaded else False
+    warm_up()  # a sidebar is here: have the agent's modules ready by the time it says hello
     return ProbeResult(version=_version(), loaded=loaded, registered=registered, protocol=PROTOCOL)
 
 
@@ -136,6 +166,9 @@ class Bridge:
         comm.on_close(lambda _m: self.comms.pop(comm.comm_id, None))
         data = (msg.get("content") or {}).get("data") or {}
         if isinstance(data, dict) and data.get("type") == "hello":
+            # linked at once: the status and the history follow from the main loop (which may be busy
+            # with a cell, or loading the agent)
+            self.send(comm, {"type": "hello", "protocol": PROTOCOL, "version": _version()})
             self._dispatch(comm, data)
 
     def _dispatch(self, comm: Any, data: dict[str, Any]) -> None:
@@ -312,65 +345,34 @@ class Bridge:
         self.broadcast(self.status())
 
     async def _turn(self, comm: Any, session: Any, prompt: str) -> None:
-        """One sidebar turn, recorded as a ``%%agent`` cell turn is (the same record and bundle)."""
-        from nbagent.core.events import TurnFinished
-        from nbagent.jupyter.render_html import Transcript, transcript_html, transcript_text
-        from nbagent.providers.replay import RecordingProvider
-        from nbagent.store.notebook import TURN_MIME, make_record, record_json, scrub, scrub_json
+        """One sidebar turn, recorded as a ``%%agent`` cell turn is (the same recorder, record and bundle)."""
+        from nbagent.jupyter.recorder import TurnRecorder
+        from nbagent.jupyter.transcript import Transcript
 
         agent = self.agent
-        base = session.provider
-        recorder = RecordingProvider(base)
-        session.provider = recorder
-        start = len(session.messages)
-        started = time.time()
-        compaction: list[str] = []
+        recorder = TurnRecorder(session, prompt, compaction=agent._pending_compaction)
+        recorder.start()
         transcript = Transcript(model=session.model)
-        finished: TurnFinished | None = None
         failure: BaseException | None = None
         try:
             async for event in session.run(prompt):
-                agent._observe(event, compaction)  # also forwards it to the sidebars (see _watch)
+                recorder.observe(event)
+                agent._observe(event)  # also forwards it to the sidebars (see _watch)
                 transcript.apply(event)
-                if isinstance(event, TurnFinished):
-                    finished = event
         except asyncio.CancelledError:
             session.cancel()
         except Exception as exc:
             failure = exc
         finally:
-            session.provider = base
-        usage = finished.usage if finished is not None else session.usage.model_copy()
-        reason = finished.reason if finished is not None else ("error" if failure else "cancelled")
-        secrets = session.scrubber  # knows the session's api_key, the environment's and .env secrets
-        last = agent.last_usage
-        record = make_record(
-            session_id=session.id,
-            turn_id=transcript.turn_id or (finished.turn_id if finished else "turn_unknown"),
-            prompt=prompt,
-            model=session.model,
-            messages=session.messages[start:],
-            replies=recorder.take(),
-            usage=usage,
-            reason=reason,
-            started=started,
-            root=session.root,
-            cell_id=None,
-            agent=None,
-            mode=session.config.mode,
-            context_tokens=last.context_tokens if last else 0,
-            context_limit=last.context_limit if last else 0,
-            compaction=compaction[-1] if compaction else agent._pending_compaction,
-            scrubber=secrets,
-        )
+            recorder.stop()
         if failure is not None:
-            transcript.add_notice(f"The turn failed: {type(failure).__name__}: {failure}", "error")
-        bundle = {
-            "text/html": scrub(transcript_html(transcript), secrets),
-            "text/plain": scrub(transcript_text(transcript), secrets),
-            TURN_MIME: scrub_json(record_json(record), secrets),
-        }
-        self.send(comm, {"type": "record", "source": cell_source(prompt), "bundle": bundle})
+            message = f"The turn failed: {type(failure).__name__}: {failure}"
+            recorder.note(message, "error")
+            transcript.add_notice(message, "error")
+        record = recorder.record(recorder.reason(failed=failure is not None))
+        source = cell_source(prompt)
+        agent.remember(record, None, source)
+        self.send(comm, {"type": "record", "source": source, "bundle": recorder.bundle(record, transcript)})
         if failure is not None:
             raise failure
 
@@ -471,15 +473,15 @@ class Bridge:
         self._new_session()
 
     def sessions(self) -> dict[str, Any]:
-        from nbagent.store.notebook import build_metadata, read_notebook_json
+        from nbagent.store.notebook import sessions_index
 
         agent = self.agent
         current = agent.session
         rows: list[dict[str, Any]] = []
         path = agent.notebook_path
-        if path is not None:
-            with contextlib.suppress(OSError, ValueError):
-                for s in build_metadata(read_notebook_json(path))["sessions"]:
+        if path is not None or agent.produced:
+            with contextlib.suppress(OSError, ValueError):  # the notebook's records, saved or not yet
+                for s in sessions_index(agent.notebook_records())["sessions"]:
                     rows.append(
                         {
                             "id": s["id"],
@@ -550,6 +552,21 @@ def _error(exc: BaseException) -> dict[str, Any]:
     return {"type": "error", "message": str(exc) or type(exc).__name__, "hint": getattr(exc, "hint", "")}
 
 
+def _diff_counts(metadata: dict[str, Any], diff: str) -> tuple[int, int]:
+    """Lines added and removed: a result's own counts (``apply_patch`` keeps them per file), else
+    counted from the diff."""
+    additions, deletions = int(metadata.get("additions") or 0), int(metadata.get("deletions") or 0)
+    files = [f for f in metadata.get("files") or [] if isinstance(f, dict)]
+    if not additions and not deletions and files:
+        additions = sum(int(f.get("additions") or 0) for f in files)
+        deletions = sum(int(f.get("deletions") or 0) for f in files)
+    if not additions and not deletions:
+        lines = diff.splitlines()
+        additions = sum(1 for ln in lines if ln.startswith("+") and not ln.startswith("+++"))
+        deletions = sum(1 for ln in lines if ln.startswith("-") and not ln.startswith("---"))
+    return additions, deletions
+
+
 def history_events(messages: list[Any], model: str = "", session_id: str = "") -> list[dict[str, Any]]:
     """A session's messages as the events a live turn would have produced (for the sidebar to render)."""
     from nbagent.core.events import (
@@ -611,13 +628,14 @@ def history_events(messages: list[Any], model: str = "", session_id: str = "") -
                     diff = state.metadata.get("diff") if isinstance(state.metadata, dict) else None
                     if isinstance(diff, str) and diff:
                         path = state.input.get("file_path") or state.input.get("notebook_path") or state.title
+                        additions, deletions = _diff_counts(state.metadata, diff)
                         events.append(
                             DiffProduced(
                                 call_id=part.call_id,
                                 path=str(path),
                                 diff=diff,
-                                additions=int(state.metadata.get("additions") or 0),
-                                deletions=int(state.metadata.get("deletions") or 0),
+                                additions=additions,
+                                deletions=deletions,
                             )
                         )
                 elif isinstance(state, ToolError):

@@ -7,6 +7,8 @@ and a temporary copy of the sample repo, for ``notebooks/quickstart.ipynb``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import shutil
 import sys
@@ -16,32 +18,38 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nbagent.demo.script import guarded, resolve, stopped
 from nbagent.providers.scripted import FunctionScript, Reply, ScriptedModelServer, ToolCallSpec
+from nbagent.providers.scripted.script import Answer, Step, tool_results
 
 DATA_PROMPT_KEY = "sales"
 CODE_PROMPT_KEY = "--json"
 
-DATA_REPLIES = [
+DATA_REPLIES: list[Step] = [
     Reply(
         text="Let me look at the dataframe first.",
         tool_calls=[ToolCallSpec("inspect", {"name": "sales"})],
     ),
-    Reply(
-        text="Now the total amount per region.",
-        tool_calls=[
-            ToolCallSpec(
-                "python",
-                {
-                    "code": "totals = sales.groupby('region')['amount'].sum().sort_values(ascending=False)\ntotals"
-                },
-            )
-        ],
+    guarded(
+        Reply(
+            text="Now the total amount per region.",
+            tool_calls=[
+                ToolCallSpec(
+                    "python",
+                    {
+                        "code": "totals = sales.groupby('region')['amount'].sum().sort_values(ascending=False)\ntotals"
+                    },
+                )
+            ],
+        )
     ),
-    Reply(
-        text=(
-            "`sales` has one row per order: `region`, `product` and `amount`.\n\n"
-            "Total amount per region is now in the variable `totals`; the region that sells the most is "
-            "at the top of it."
+    guarded(
+        Reply(
+            text=(
+                "`sales` has one row per order: `region`, `product` and `amount`.\n\n"
+                "Total amount per region is now in the variable `totals`; the region that sells the most is "
+                "at the top of it."
+            )
         )
     ),
 ]
@@ -69,7 +77,7 @@ def quickstart_script() -> FunctionScript:
 
     code_replies = demo_replies(test_command())
 
-    def answer(request: dict[str, Any], protocol: str) -> Reply:
+    def answer(request: dict[str, Any], protocol: str) -> Answer:
         prompt, step = _last_user_text(request)
         if CODE_PROMPT_KEY in prompt:
             replies = code_replies
@@ -79,9 +87,35 @@ def quickstart_script() -> FunctionScript:
             return Reply(
                 text="(The demo model only knows the quickstart's prompts. Use a real model for others.)"
             )
-        return replies[min(step, len(replies) - 1)]
+        return resolve(replies[min(step, len(replies) - 1)], request)
 
     return FunctionScript(answer)
+
+
+SIMULATED_USER = "the demo's simulated user"
+
+
+class SimulatedUser:
+    """Stands in for the reader when a demo notebook runs unattended (``nbagent execute --yes``, how the
+    shipped notebooks are built): it clicks *Allow once* on each permission prompt, as the reader would,
+    and the transcript says who answered. It is no person: what only a person may approve, it refuses."""
+
+    def __init__(self, agent: Any) -> None:
+        self.agent = agent
+
+    def __call__(self, event: Any) -> None:
+        from nbagent.core.events import PermissionAsked
+
+        session = self.agent.session
+        if not isinstance(event, PermissionAsked) or session is None:
+            return
+        kind = "reject" if event.person_only else "once"
+
+        def answer() -> None:
+            with contextlib.suppress(KeyError):  # answered meanwhile (covered by a rule just saved)
+                session.broker.reply(event.request_id, kind, by=SIMULATED_USER)
+
+        asyncio.get_running_loop().call_soon(answer)
 
 
 @dataclass
@@ -89,51 +123,66 @@ class Demo:
     project: Path
     server: ScriptedModelServer
     workdir: Path
+    user: SimulatedUser | None = None
+    headless: str | None = None
 
     def stop(self) -> None:
         self.server.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)
-        for key in ("NBAGENT_MODEL", "NBAGENT_API_BASE", "NBAGENT_ROOT"):
+        for key in ("NBAGENT_MODEL", "NBAGENT_API_BASE", "NBAGENT_ROOT", "PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
             os.environ.pop(key, None)
+        if self.user is not None:
+            with contextlib.suppress(ValueError):
+                self.user.agent.listeners.remove(self.user)
+        if self.headless is not None:
+            os.environ["NBAGENT_HEADLESS"] = self.headless
 
     def __repr__(self) -> str:
+        # No port and no temporary path: this shows in notebooks that are shipped.
+        user = f"; permission prompts are answered by {SIMULATED_USER}" if self.user is not None else ""
         return (
-            f"nbagent demo: scripted model at {self.server.openai_base} (model openai/nbagent-demo);"
-            f" project {self.project}"
+            "nbagent demo: the scripted model openai/nbagent-demo, served on this machine; the project is a"
+            f" temporary copy of the sample repo (demo.project){user}"
         )
 
 
-def start_demo() -> Demo:
+def _start(script: FunctionScript, prefix: str) -> Demo:
+    """Serve ``script``, copy the sample repo, and point ``%%agent`` at both (for this kernel)."""
     from nbagent.demo.run import SAMPLE
 
-    workdir = Path(tempfile.mkdtemp(prefix="nbagent-nbdemo-"))
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
     project = workdir / "wordcount"
     shutil.copytree(SAMPLE, project, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
-    server = ScriptedModelServer(quickstart_script()).start()
+    server = ScriptedModelServer(script).start()
     os.environ["NBAGENT_MODEL"] = "openai/nbagent-demo"
     os.environ["NBAGENT_API_BASE"] = server.openai_base
     os.environ["NBAGENT_ROOT"] = str(project)
     # The shell tool runs `python`: make it this kernel's interpreter, whatever PATH says.
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    return Demo(project=project, server=server, workdir=workdir)
+    # The sample project's tests need no pytest plugin: those installed here would only add noise.
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    demo = Demo(project=project, server=server, workdir=workdir)
+    if os.environ.get("NBAGENT_HEADLESS") == "allow":  # unattended, prompts allowed: a simulated reader
+        from nbagent.jupyter.agent import current_agent
+
+        demo.user = SimulatedUser(current_agent())
+        demo.user.agent.listeners.append(demo.user)
+        demo.headless = os.environ.pop("NBAGENT_HEADLESS")
+    return demo
+
+
+def start_demo() -> Demo:
+    return _start(quickstart_script(), "nbagent-nbdemo-")
 
 
 # -- feature notebooks (notebooks/permissions.ipynb, context.ipynb, kernel-tools.ipynb) ------------
 
-Step = Reply | Callable[[dict[str, Any]], Reply]
+FeatureStep = Reply | Callable[[dict[str, Any]], Reply]
 
 
 def _tool_results(request: dict[str, Any]) -> str:
-    """The text of the tool results since the last assistant message with tool calls."""
-    out: list[str] = []
-    for message in reversed(request.get("messages") or []):
-        if message.get("role") != "tool":
-            break
-        content = message.get("content")
-        if isinstance(content, list):
-            content = " ".join(str(c.get("text", "")) for c in content if isinstance(c, dict))
-        out.append(str(content or ""))
-    return "\n".join(reversed(out))
+    """The text of the tool results the request ends with."""
+    return "\n".join(tool_results(request))
 
 
 def _system_text(request: dict[str, Any]) -> str:
@@ -147,9 +196,10 @@ def _system_text(request: dict[str, Any]) -> str:
     return str(content or "")
 
 
-def _keyed_script(table: list[tuple[str, list[Step]]], *, name: str) -> FunctionScript:
+def _keyed_script(table: list[tuple[str, list[FeatureStep]]], *, name: str) -> FunctionScript:
     """Replies chosen by a key word of the last prompt, then by the step within the turn. A step may be a
-    function of the request, so the scripted answer can depend on what the tools really returned."""
+    function of the request, so the scripted answer can depend on what the tools really returned; a
+    fixed step after a refused or failed tool call gives way to an honest stop."""
 
     def answer(request: dict[str, Any], protocol: str) -> Reply:
         if _system_text(request).startswith("You are summarising a coding session"):
@@ -158,7 +208,9 @@ def _keyed_script(table: list[tuple[str, list[Step]]], *, name: str) -> Function
         for key, steps in table:
             if key in prompt:
                 chosen = steps[min(step, len(steps) - 1)]
-                return chosen(request) if callable(chosen) else chosen
+                if callable(chosen):
+                    return chosen(request)
+                return stopped(tool_results(request)) or chosen
         return Reply(text=f"(The demo model only knows the prompts of {name}. Use a real model for others.)")
 
     return FunctionScript(answer)
@@ -219,7 +271,7 @@ def _rm_answer(request: dict[str, Any]) -> Reply:
 PLAN_PROMPT_KEY = "count_text"
 RM_PROMPT_KEY = "build folder"
 
-PERMISSIONS_TABLE: list[tuple[str, list[Step]]] = [
+PERMISSIONS_TABLE: list[tuple[str, list[FeatureStep]]] = [
     (
         PLAN_PROMPT_KEY,
         [
@@ -263,6 +315,9 @@ AGENTS_TEST_COMMAND = "python -m unittest -q"
 
 def _project_answer(request: dict[str, Any]) -> Reply:
     """Answers from the README, and follows AGENTS.md when it is in the system prompt."""
+    halt = stopped(tool_results(request))
+    if halt is not None:
+        return halt
     system = _system_text(request)
     if AGENTS_TEST_COMMAND in system:
         text = (
@@ -291,6 +346,9 @@ DOCSTRING_NEW = '''    """Lines, words and characters of ``text``.
 
 
 def _docstring_answer(request: dict[str, Any]) -> Reply:
+    halt = stopped(tool_results(request))
+    if halt is not None:
+        return halt
     results = _tool_results(request)
     ok = "OK" in results
     text = "Added a doctest example to `count()` in `wordcount/cli.py`. " + (
@@ -301,7 +359,7 @@ def _docstring_answer(request: dict[str, Any]) -> Reply:
     return Reply(text=text)
 
 
-CONTEXT_TABLE: list[tuple[str, list[Step]]] = [
+CONTEXT_TABLE: list[tuple[str, list[FeatureStep]]] = [
     (
         "run its tests",
         [
@@ -356,6 +414,9 @@ CHART_SOURCE = (
 
 
 def _speed_answer(request: dict[str, Any]) -> Reply:
+    halt = stopped(tool_results(request))
+    if halt is not None:
+        return halt
     results = _tool_results(request)
     return Reply(
         text=(
@@ -366,7 +427,7 @@ def _speed_answer(request: dict[str, Any]) -> Reply:
     )
 
 
-KERNEL_TOOLS_TABLE: list[tuple[str, list[Step]]] = [
+KERNEL_TOOLS_TABLE: list[tuple[str, list[FeatureStep]]] = [
     (
         "trips",
         [
@@ -406,7 +467,7 @@ KERNEL_TOOLS_TABLE: list[tuple[str, list[Step]]] = [
     ),
 ]
 
-FEATURES: dict[str, list[tuple[str, list[Step]]]] = {
+FEATURES: dict[str, list[tuple[str, list[FeatureStep]]]] = {
     "permissions": PERMISSIONS_TABLE,
     "context": CONTEXT_TABLE,
     "kernel-tools": KERNEL_TOOLS_TABLE,
@@ -415,17 +476,6 @@ FEATURES: dict[str, list[tuple[str, list[Step]]]] = {
 
 def start_feature_demo(feature: str) -> Demo:
     """Like :func:`start_demo`, for a feature notebook: its scripted model and a temp copy of the sample repo."""
-    from nbagent.demo.run import SAMPLE
-
     if feature not in FEATURES:
         raise ValueError(f"Unknown feature {feature!r}; one of {', '.join(FEATURES)}.")
-    workdir = Path(tempfile.mkdtemp(prefix=f"nbagent-{feature}-"))
-    project = workdir / "wordcount"
-    shutil.copytree(SAMPLE, project, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
-    script = _keyed_script(FEATURES[feature], name=f"notebooks/{feature}.ipynb")
-    server = ScriptedModelServer(script).start()
-    os.environ["NBAGENT_MODEL"] = "openai/nbagent-demo"
-    os.environ["NBAGENT_API_BASE"] = server.openai_base
-    os.environ["NBAGENT_ROOT"] = str(project)
-    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    return Demo(project=project, server=server, workdir=workdir)
+    return _start(_keyed_script(FEATURES[feature], name=f"notebooks/{feature}.ipynb"), f"nbagent-{feature}-")

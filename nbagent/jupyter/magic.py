@@ -1,6 +1,8 @@
 """``%load_ext nbagent``: the ``%%agent`` cell magic and the ``%agent /command`` line magic.
 
-Kept light: nothing heavy is imported until the first turn (see ``agent.py``).
+Kept light: nothing heavy is imported until the first turn (see ``agent.py``). A ``%%agent`` cell
+shows a first line at once, before the agent loads (about half a second on a kernel's first turn), and
+the turn's view replaces it.
 
 How the cell stays busy while widget clicks still arrive: an input transformer rewrites a cell that
 starts with ``%%agent`` into ``await <run_cell>(line, body)``. IPython sees a top-level ``await`` and
@@ -17,7 +19,67 @@ from typing import Any
 
 MAGIC = "%%agent"
 MIN_IPYKERNEL = (7, 4)
-_state: dict[str, Any] = {"cell_id": None, "raw_cell": None}
+STARTING = "nbagent: starting…"
+_state: dict[str, Any] = {"cell_id": None, "raw_cell": None, "previous_tb": None}
+
+
+class CellStopped(Exception):
+    """A turn stopped by a kernel interrupt, which the cell's transcript already says once.
+
+    The cell still fails, so Run All stops at it (the execute reply says "error"), but IPython shows no
+    error output for it: :func:`register` installs a custom exception handler that prints nothing.
+    """
+
+
+def _quiet(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: int | None = None) -> list[str]:
+    shell._last_traceback = [str(value)]  # what the execute reply carries (nbclient shows it)
+    return []
+
+
+def _install_quiet_stop(shell: Any) -> None:
+    current = tuple(getattr(shell, "custom_exceptions", ()) or ())
+    if CellStopped in current:
+        return
+    previous = shell.CustomTB if current else None
+    _state["previous_tb"] = (current, previous)
+
+    def handler(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: int | None = None) -> Any:
+        if isinstance(value, CellStopped) or previous is None:
+            return _quiet(shell, etype, value, tb, tb_offset)
+        return previous(etype, value, tb, tb_offset=tb_offset)  # another extension's handler
+
+    shell.set_custom_exc((*current, CellStopped), handler)
+
+
+def _uninstall_quiet_stop(shell: Any) -> None:
+    if CellStopped not in tuple(getattr(shell, "custom_exceptions", ()) or ()):
+        return
+    current, previous = _state.get("previous_tb") or ((), None)
+    if previous is None:
+        shell.set_custom_exc((), None)
+    else:
+        shell.custom_exceptions, shell.CustomTB = current, previous
+    _state["previous_tb"] = None
+
+
+def _first_output() -> Any:
+    """A display shown at once in the running cell (the turn's view replaces it); None outside IPython."""
+    try:
+        from IPython import display as ipython_display
+    except ImportError:
+        return None
+    show: Any = ipython_display.display
+    return show({"text/plain": STARTING}, raw=True, display_id=True)
+
+
+def clear_first_output(handle: Any) -> None:
+    """Remove the first line when the turn did not start (the cell shows the error instead)."""
+    if handle is None:
+        return
+    from IPython import display as ipython_display
+
+    clear: Any = ipython_display.clear_output
+    clear()
 
 
 def _version(text: str) -> tuple[int, ...]:
@@ -80,9 +142,15 @@ def transform_agent_cell(lines: list[str]) -> list[str]:
 
 async def run_cell(line: str, body: str) -> None:
     """The body of an awaited ``%%agent`` cell."""
-    from nbagent.jupyter.agent import current_agent
+    handle = _first_output()
+    try:
+        from nbagent.jupyter.agent import current_agent
 
-    await current_agent().run_cell(line, body, cell_id=_state["cell_id"])
+        agent = current_agent()
+    except Exception:
+        clear_first_output(handle)
+        raise
+    await agent.run_cell(line, body, cell_id=_state["cell_id"], handle=handle)
 
 
 async def run_line(line: str) -> None:
@@ -94,9 +162,14 @@ async def run_line(line: str) -> None:
 
 def run_cell_background(line: str, body: str) -> None:
     """``%%agent`` where the kernel cannot await it: the turn runs as a background task."""
-    from nbagent.jupyter.agent import current_agent
+    handle = _first_output()
+    try:
+        from nbagent.jupyter.agent import current_agent
 
-    current_agent().run_cell_background(line, body, cell_id=_state["cell_id"])
+        current_agent().run_cell_background(line, body, cell_id=_state["cell_id"], handle=handle)
+    except Exception:
+        clear_first_output(handle)
+        raise
 
 
 def _pre_run_cell(info: Any) -> None:
@@ -124,6 +197,7 @@ def register(shell: Any) -> None:
     callbacks = shell.events.callbacks.get("pre_run_cell", [])
     if _pre_run_cell not in callbacks:
         shell.events.register("pre_run_cell", _pre_run_cell)
+    _install_quiet_stop(shell)
 
 
 def unregister(shell: Any) -> None:
@@ -132,3 +206,4 @@ def unregister(shell: Any) -> None:
         cleanup.remove(transform_agent_cell)
     if _pre_run_cell in shell.events.callbacks.get("pre_run_cell", []):
         shell.events.unregister("pre_run_cell", _pre_run_cell)
+    _uninstall_quiet_stop(shell)

@@ -1,284 +1,66 @@
-"""A turn as blocks folded from its events, rendered to HTML (live widgets, static output) and text.
+"""A turn's blocks (:mod:`nbagent.jupyter.transcript`) rendered to HTML (live widgets, static output) and text.
 
-:class:`Transcript` holds only what the events said (a view model: no agent state); the cell
-widget and the static output bundle both render its blocks with the functions here, so the notebook
-shows the same transcript with or without a widget manager (nbconvert, GitHub, nbviewer).
+The HTML is semantic first: code in ``<code>``/``<pre>``, folded parts in ``<details>``, diff lines in
+``<ins>``/``<del>``, lists in ``<ul>``. Inline styles only add colour and spacing, so an untrusted
+notebook (whose sanitizer drops them), GitHub, nbviewer and nbconvert still show a readable transcript.
+Nothing here holds agent state; the cell widget and the static bundle render the same blocks.
 """
 
 from __future__ import annotations
 
 import html
-import json
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
-from nbagent.cli_render import summarize_input
-from nbagent.core.events import (
-    Compacted,
-    DiffProduced,
-    ErrorEvent,
-    Event,
-    Notice,
-    PermissionAsked,
-    PermissionReplied,
-    ReasoningDelta,
-    Retrying,
-    TextDelta,
-    TodoItem,
-    TodoUpdated,
-    ToolCallCompleted,
-    ToolCallError,
-    ToolCallOutput,
-    ToolCallPending,
-    ToolCallRunning,
-    TurnFinished,
-    TurnStarted,
-    UsageUpdated,
+from nbagent.core.events import DiffProduced, PermissionAsked
+from nbagent.core.messages import Attachment
+from nbagent.core.text import call_summary, strip_ansi, title_extra
+from nbagent.jupyter.transcript import (
+    LIVE_TAIL_CHARS,
+    Block,
+    Footer,
+    NoticeBlock,
+    PermissionBlock,
+    TextBlock,
+    TodoBlock,
+    ToolBlock,
+    Transcript,
 )
-from nbagent.core.messages import Attachment, Usage
 
-LIVE_TAIL_CHARS = 4_000  # live output of a running tool, kept as a tail
+__all__ = [
+    "Block",
+    "PermissionBlock",
+    "TextBlock",
+    "ToolBlock",
+    "Transcript",
+    "always_rules",
+    "block_html",
+    "footer_html",
+    "permission_html",
+    "transcript_html",
+    "transcript_text",
+]
+
 LIVE_OUTPUT_CHARS = 20_000  # a tool result in the live widget
-STATIC_OUTPUT_CHARS = 800  # a tool result in the saved notebook
+STATIC_OUTPUT_CHARS = 300  # a tool result in the saved notebook: head and tail
+STATIC_OUTPUT_LINES = 8
 DIFF_SHOWN_LINES = 40  # more diff lines are folded
 STATIC_DIFF_LINES = 120  # and past this, dropped from the saved notebook
 STATIC_IMAGE_CHARS = 40_000  # base64 characters of an image kept in the static HTML
 TEXT_CHARS = 6_000  # the text/plain rendering, in all
+MAX_COMMANDS = 20  # commands of a shell permission prompt listed
 
 STATUS_ICON = {"pending": "○", "running": "◐", "completed": "✓", "error": "✗"}
 STATUS_COLOR = {"pending": "#999", "running": "#1a73e8", "completed": "#2e7d32", "error": "#c62828"}
 TODO_MARK = {"pending": "☐", "in_progress": "◐", "completed": "☑", "cancelled": "☒"}
-MUTED = "var(--jp-ui-font-color2, #666)"
+DECISION = {"allow": ("✓", "allowed"), "ask": ("?", "asks"), "deny": ("✗", "denied")}
+MUTED = "var(--jp-ui-font-color2,#666)"
 MONO = "var(--jp-code-font-family, monospace)"
+PRE_STYLE = "margin:2px 0;font-size:12px;white-space:pre-wrap;overflow:auto"
 
 
-# ---------------------------------------------------------------------------------------------- blocks
-
-
-@dataclass(eq=False)
-class Block:
-    key: str
-    version: int = 0
-
-    def touch(self) -> None:
-        self.version += 1
-
-
-@dataclass(eq=False)
-class TextBlock(Block):
-    message_id: str = ""
-    text: str = ""
-    reasoning: bool = False
-
-
-@dataclass(eq=False)
-class ToolBlock(Block):
-    call_id: str = ""
-    tool: str = ""
-    status: str = "pending"
-    input: dict[str, Any] = field(default_factory=dict)
-    title: str = ""
-    live: str = ""
-    output: str = ""
-    error: str = ""
-    diffs: list[DiffProduced] = field(default_factory=list)
-    attachments: list[Attachment] = field(default_factory=list)
-
-
-@dataclass(eq=False)
-class PermissionBlock(Block):
-    asked: PermissionAsked | None = None
-    replied: PermissionReplied | None = None
-
-
-@dataclass(eq=False)
-class TodoBlock(Block):
-    todos: list[TodoItem] = field(default_factory=list)
-
-
-@dataclass(eq=False)
-class NoticeBlock(Block):
-    level: str = "info"  # info, warning, error
-    message: str = ""
-    hint: str = ""
-    detail: str = ""  # preformatted text, folded
-
-
-@dataclass
-class Footer:
-    model: str = ""
-    total: Usage = field(default_factory=Usage)
-    context_tokens: int = 0
-    context_limit: int = 0
-    steps: int = 0
-    reason: str = ""
-    running: bool = True
-
-
-class Transcript:
-    """The blocks of one turn, folded from its events."""
-
-    def __init__(self, model: str = "") -> None:
-        self.blocks: list[Block] = []
-        self.footer = Footer(model=model)
-        self.tools: dict[str, ToolBlock] = {}
-        self.permissions: dict[str, PermissionBlock] = {}
-        self.todo: TodoBlock | None = None
-        self.turn_id = ""
-        self.compaction: str | None = None
-        self._counter = 0
-        self.removed: list[Block] = []
-
-    def _add(self, block: Block) -> Block:
-        self.blocks.append(block)
-        return block
-
-    def _key(self, prefix: str) -> str:
-        self._counter += 1
-        return f"{prefix}{self._counter}"
-
-    def apply(self, event: Event) -> list[Block]:
-        """Fold one event in; returns the blocks it changed (new ones included)."""
-        changed = self._apply(event)
-        for block in changed:
-            block.touch()
-        return changed
-
-    def _apply(self, event: Event) -> list[Block]:
-        if isinstance(event, TextDelta | ReasoningDelta):
-            reasoning = isinstance(event, ReasoningDelta)
-            last = self.blocks[-1] if self.blocks else None
-            if (
-                isinstance(last, TextBlock)
-                and last.message_id == event.message_id
-                and last.reasoning == reasoning
-            ):
-                last.text += event.text
-                return [last]
-            block = TextBlock(
-                self._key("r" if reasoning else "t"),
-                message_id=event.message_id,
-                text=event.text,
-                reasoning=reasoning,
-            )
-            return [self._add(block)]
-        if isinstance(event, ToolCallPending | ToolCallRunning):
-            tool = self.tools.get(event.call_id)
-            if tool is None:
-                tool = ToolBlock(self._key("c"), call_id=event.call_id, tool=event.tool)
-                self.tools[event.call_id] = tool
-                self._add(tool)
-            if isinstance(event, ToolCallRunning):
-                tool.status, tool.input, tool.title = "running", event.input, event.title
-            return [tool]
-        if isinstance(event, ToolCallOutput):
-            tool = self.tools.get(event.call_id)
-            if tool is None:
-                return []
-            tool.live = (tool.live + event.chunk)[-LIVE_TAIL_CHARS:]
-            return [tool]
-        if isinstance(event, ToolCallCompleted | ToolCallError):
-            tool = self.tools.get(event.call_id)
-            if tool is None:
-                tool = ToolBlock(self._key("c"), call_id=event.call_id, tool=event.tool)
-                self.tools[event.call_id] = tool
-                self._add(tool)
-            tool.input = event.input or tool.input
-            tool.live = ""
-            if isinstance(event, ToolCallCompleted):
-                tool.status, tool.output, tool.title = "completed", event.output, event.title
-                tool.attachments = list(event.attachments)
-            else:
-                tool.status, tool.error = "error", event.error
-            return [tool]
-        if isinstance(event, DiffProduced):
-            tool = self.tools.get(event.call_id)
-            if tool is None:
-                return []
-            tool.diffs.append(event)
-            return [tool]
-        if isinstance(event, PermissionAsked):
-            prompt = PermissionBlock(self._key("p"), asked=event)
-            self.permissions[event.request_id] = prompt
-            owner = self.tools.get(event.call_id or "")
-            if owner is not None and owner in self.blocks:  # right below the call it is about
-                at = self.blocks.index(owner) + 1
-                while at < len(self.blocks) and isinstance(self.blocks[at], PermissionBlock):
-                    at += 1
-                self.blocks.insert(at, prompt)
-                return [prompt]
-            return [self._add(prompt)]
-        if isinstance(event, PermissionReplied):
-            perm = self.permissions.get(event.request_id)
-            if perm is None:
-                return []
-            perm.replied = event
-            return [perm]
-        if isinstance(event, TodoUpdated):
-            if self.todo is None:
-                self.todo = TodoBlock(self._key("todo"))
-                self._add(self.todo)
-            self.todo.todos = list(event.todos)
-            return [self.todo]
-        if isinstance(event, Notice):
-            return [self._add(NoticeBlock(self._key("n"), level=event.level, message=event.message))]
-        if isinstance(event, ErrorEvent):
-            return [
-                self._add(NoticeBlock(self._key("e"), level="error", message=event.message, hint=event.hint))
-            ]
-        if isinstance(event, Retrying):
-            gone = [
-                b
-                for b in self.blocks
-                if (isinstance(b, TextBlock) and b.message_id == event.discard_message_id)
-                or (isinstance(b, ToolBlock) and b.status == "pending")
-            ]
-            for b in gone:
-                self.blocks.remove(b)
-                if isinstance(b, ToolBlock):
-                    self.tools.pop(b.call_id, None)
-            self.removed.extend(gone)
-            note = NoticeBlock(
-                self._key("n"),
-                level="warning",
-                message=f"Retry {event.attempt}/{event.max_attempts - 1} in {event.wait:.1f}s: {event.reason[:300]}",
-            )
-            return [self._add(note)]
-        if isinstance(event, Compacted):
-            self.compaction = event.summary
-            note = NoticeBlock(
-                self._key("n"),
-                message=f"Context compacted ({event.tokens_before:,} → {event.tokens_after:,} tokens).",
-                detail=event.summary,
-            )
-            return [self._add(note)]
-        if isinstance(event, TurnStarted):
-            self.turn_id = event.turn_id
-            self.footer.model = event.model
-            return []
-        if isinstance(event, UsageUpdated):
-            self.footer.total = event.total
-            self.footer.model = event.model
-            self.footer.context_tokens = event.context_tokens
-            self.footer.context_limit = event.context_limit
-            self.footer.steps = event.step
-            return []
-        if isinstance(event, TurnFinished):
-            self.footer.steps = event.steps
-            self.footer.reason = event.reason
-            self.footer.running = False
-            return []
-        return []
-
-    def add_notice(self, message: str, level: str = "info", detail: str = "") -> NoticeBlock:
-        block = NoticeBlock(self._key("n"), level=level, message=message, detail=detail)
-        block.touch()
-        self.blocks.append(block)
-        return block
-
-
-# ---------------------------------------------------------------------------------------------- HTML
+# ---------------------------------------------------------------------------------------------- helpers
 
 
 @cache
@@ -293,27 +75,69 @@ def markdown_html(text: str) -> str:
     try:
         return str(_markdown().render(text))
     except Exception:
-        return f"<pre>{html.escape(text)}</pre>"
+        return _pre(text)
 
 
 def _esc(text: str) -> str:
     return html.escape(text, quote=True)
 
 
-def _clip_middle(text: str, limit: int) -> str:
+def _clip_middle(text: str, limit: int, max_lines: int = 0) -> str:
+    """Head and tail of ``text`` within ``limit`` characters (and ``max_lines`` lines, if given)."""
+    lines = text.splitlines()
+    if max_lines and len(lines) > max_lines:
+        head, tail = lines[: max_lines * 2 // 3], lines[-(max_lines - max_lines * 2 // 3) :]
+        omitted = len(lines) - len(head) - len(tail)
+        text = "\n".join([*head, f"… [{omitted:,} lines omitted] …", *tail])
     if len(text) <= limit:
         return text
     half = limit // 2
     return f"{text[:half]}\n… [{len(text) - 2 * half:,} characters omitted] …\n{text[-half:]}"
 
 
-def _pre(text: str, color: str = "", max_height: str = "24em") -> str:
-    style = (
-        f"margin:2px 0;padding:4px;font-size:12px;white-space:pre-wrap;max-height:{max_height};overflow:auto"
+def _pre(text: str, color: str = "", max_height: str = "24em", code: bool = False) -> str:
+    style = f"{PRE_STYLE};max-height:{max_height}" + (f";color:{color}" if color else "")
+    inner = f"<code>{_esc(text)}</code>" if code else _esc(text)
+    return f'<pre style="{style}">{inner}</pre>'
+
+
+def _folded(summary: str, body: str, open_: bool = False) -> str:
+    return (
+        f"<details{' open' if open_ else ''}><summary style='cursor:pointer;color:{MUTED}'>{summary}</summary>"
+        f"{body}</details>"
     )
-    if color:
-        style += f";color:{color}"
-    return f'<pre style="{style}">{_esc(text)}</pre>'
+
+
+def _muted(text: str) -> str:
+    return f"<span style='color:{MUTED}'>{text}</span>"
+
+
+# ---------------------------------------------------------------------------------------------- diffs
+
+
+def _diff_line(line: str) -> str:
+    text = _esc(line)
+    if line.startswith(("+++", "---")):
+        return f"<b>{text}</b>"
+    if line.startswith("+"):
+        return f"<ins style='text-decoration:none;background:rgba(46,160,67,0.18)'>{text}</ins>"
+    if line.startswith("-"):
+        return f"<del style='text-decoration:none;background:rgba(248,81,73,0.18)'>{text}</del>"
+    if line.startswith("@@"):
+        return _muted(text)
+    return text
+
+
+def _diff_pre(lines: list[str]) -> str:
+    style = f"margin:2px 0;padding:4px;font-family:{MONO};font-size:12px;overflow:auto;border:1px solid var(--jp-border-color2, #ddd)"
+    return (
+        f'<pre class="nbagent-diff" style="{style}">' + "\n".join(_diff_line(ln) for ln in lines) + "</pre>"
+    )
+
+
+def diff_counts(diff: str) -> tuple[int, int]:
+    changed = [ln for ln in diff.splitlines() if not ln.startswith(("+++", "---"))]
+    return sum(1 for ln in changed if ln.startswith("+")), sum(1 for ln in changed if ln.startswith("-"))
 
 
 def diff_html(diff: DiffProduced, *, static: bool = False) -> str:
@@ -321,38 +145,16 @@ def diff_html(diff: DiffProduced, *, static: bool = False) -> str:
     if static and len(lines) > STATIC_DIFF_LINES:
         dropped = len(lines) - STATIC_DIFF_LINES
         lines = [*lines[:STATIC_DIFF_LINES], f"… {dropped} more diff lines not kept in the notebook"]
-
-    def line_html(line: str) -> str:
-        if line.startswith(("+++", "---")):
-            style = "font-weight:bold"
-        elif line.startswith("+"):
-            style = "background:rgba(46,160,67,0.18)"
-        elif line.startswith("-"):
-            style = "background:rgba(248,81,73,0.18)"
-        elif line.startswith("@@"):
-            style = f"color:{MUTED}"
-        else:
-            style = ""
-        return f'<div style="{style}">{_esc(line) or "&nbsp;"}</div>'
-
-    shown = "".join(line_html(ln) for ln in lines[:DIFF_SHOWN_LINES])
-    rest = lines[DIFF_SHOWN_LINES:]
-    folded = (
-        f"<details><summary style='cursor:pointer;color:{MUTED}'>{len(rest)} more lines</summary>"
-        + "".join(line_html(ln) for ln in rest)
-        + "</details>"
-        if rest
-        else ""
-    )
     head = (
         f"<div><b>{_esc(diff.path)}</b> <span style='color:#2e7d32'>+{diff.additions}</span>"
         f" <span style='color:#c62828'>-{diff.deletions}</span></div>"
     )
-    body = (
-        f'<div style="font-family:{MONO};font-size:12px;white-space:pre;overflow:auto;'
-        f'border:1px solid var(--jp-border-color2, #ddd);margin:2px 0">{shown}{folded}</div>'
-    )
+    shown, rest = lines[:DIFF_SHOWN_LINES], lines[DIFF_SHOWN_LINES:]
+    body = _diff_pre(shown) + (_folded(f"{len(rest)} more lines", _diff_pre(rest)) if rest else "")
     return head + body
+
+
+# ---------------------------------------------------------------------------------------------- tools
 
 
 def _images_html(attachments: list[Attachment], static: bool) -> str:
@@ -361,12 +163,11 @@ def _images_html(attachments: list[Attachment], static: bool) -> str:
         if not att.media_type.startswith("image/"):
             continue
         if static and len(att.data) > STATIC_IMAGE_CHARS:
-            out.append(
-                f"<div style='color:{MUTED}'>[{_esc(att.media_type)} image not kept in the notebook]</div>"
-            )
+            out.append(f"<p>{_muted(f'[{_esc(att.media_type)} image not kept in the notebook]')}</p>")
             continue
         out.append(
-            f'<img style="max-width:480px;display:block" src="data:{_esc(att.media_type)};base64,{att.data}"/>'
+            f'<img style="max-width:480px;display:block" alt="{_esc(att.name or att.media_type)}"'
+            f' src="data:{_esc(att.media_type)};base64,{att.data}"/>'
         )
     return "".join(out)
 
@@ -376,44 +177,57 @@ def _hidden(block: ToolBlock) -> bool:
     return block.tool == "todowrite" and block.status == "completed"
 
 
+def tool_header(block: ToolBlock) -> tuple[str, str]:
+    """(summary of the call, what the result's title adds): the path or command is said once."""
+    summary = call_summary(block.tool, block.input) if block.input else ""
+    if block.shown_in_permission:  # the permission prompt right below shows the code in full
+        return "", title_extra(summary, block.title)
+    return summary, title_extra(summary, block.title)
+
+
+def _code_of(block: ToolBlock) -> str | None:
+    value = block.input.get("code") or block.input.get("command")
+    return value if block.tool in ("python", "bash") and isinstance(value, str) else None
+
+
 def tool_html(block: ToolBlock, *, static: bool = False) -> str:
     if _hidden(block):
         return ""
     color = STATUS_COLOR.get(block.status, "#999")
-    summary = summarize_input(block.tool, block.input) if block.input else ""
+    summary, extra = tool_header(block)
     head = (
         f"<span style='color:{color}'>{STATUS_ICON.get(block.status, '?')}</span> <b>{_esc(block.tool)}</b>"
-        + (f" <code style='font-size:12px'>{_esc(summary)}</code>" if summary else "")
-        + (f" <span style='color:{MUTED}'>{_esc(block.title[:120])}</span>" if block.title else "")
+        + (f" <code>{_esc(summary)}</code>" if summary else "")
+        + (f" {_muted(_esc(extra[:120]))}" if extra else "")
     )
     parts = [f"<div>{head}</div>"]
-    if block.tool in ("python", "bash") and isinstance(
-        block.input.get("code") or block.input.get("command"), str
-    ):
-        code = str(block.input.get("code") or block.input.get("command"))
-        if "\n" in code.strip():
-            parts.append(
-                f"<details><summary style='cursor:pointer;color:{MUTED}'>code</summary>{_pre(_clip_middle(code, 4000))}</details>"
-            )
+    code = _code_of(block)
+    if code is not None and "\n" in code.strip() and not block.shown_in_permission:
+        parts.append(_folded("code", _pre(_clip_middle(code, 4000), code=True)))
     if block.status == "running" and block.live:
-        parts.append(_pre(block.live[-LIVE_TAIL_CHARS:], max_height="12em"))
+        parts.append(_pre(strip_ansi(block.live[-LIVE_TAIL_CHARS:]), max_height="12em"))
     for diff in block.diffs:
         parts.append(diff_html(diff, static=static))
     if block.status == "completed":
-        limit = STATIC_OUTPUT_CHARS if static else LIVE_OUTPUT_CHARS
-        lines = block.output.count("\n") + 1 if block.output else 0
-        parts.append(
-            f"<details><summary style='cursor:pointer;color:{MUTED}'>result ({lines} lines)</summary>"
-            f"{_pre(_clip_middle(block.output, limit))}</details>"
+        output = strip_ansi(block.output)
+        lines = output.count("\n") + 1 if output else 0
+        shown = (
+            _clip_middle(output, STATIC_OUTPUT_CHARS, STATIC_OUTPUT_LINES)
+            if static
+            else _clip_middle(output, LIVE_OUTPUT_CHARS)
         )
+        parts.append(_folded(f"result ({lines} line{'s' if lines != 1 else ''})", _pre(shown)))
         parts.append(_images_html(block.attachments, static))
     elif block.status == "error":
-        parts.append(_pre(_clip_middle(block.error, 2000), color="#c62828", max_height="10em"))
+        parts.append(_pre(_clip_middle(strip_ansi(block.error), 2000), color="#c62828", max_height="10em"))
     return (
-        f'<div style="border-left:3px solid {color};padding:2px 8px;margin:4px 0">'
+        f'<div class="nbagent-tool" style="border-left:3px solid {color};padding:2px 8px;margin:4px 0">'
         + "".join(parts)
         + "</div>"
     )
+
+
+# ---------------------------------------------------------------------------------------------- permissions
 
 
 def always_rules(asked: PermissionAsked) -> list[str]:
@@ -424,80 +238,143 @@ def always_rules(asked: PermissionAsked) -> list[str]:
     return [a if ":" in a else f"{asked.tool}: {a}" for a in asked.always]
 
 
+def shell_parts(details: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
+    """The commands and redirects of a shell permission request, as (mark, what, decision, why):
+    ``("?", "rm -rf build", "asks", "default bash: ask")``."""
+    items = details.get("commands")
+    out: list[tuple[str, str, str, str]] = []
+    if not isinstance(items, list):
+        return out
+    for item in items[:MAX_COMMANDS]:
+        if not isinstance(item, Mapping):
+            out.append(("·", str(item), "", ""))
+            continue
+        mark, verb = DECISION.get(str(item.get("action", "")), ("·", str(item.get("action", ""))))
+        if "redirect" in item:
+            what = f"{item['redirect']} (redirect)"
+        else:
+            what = str(item.get("command", ""))
+            via = [str(v) for v in item.get("via") or []]
+            if via:
+                what += f" (run by {' → '.join(via)})"
+            elif item.get("wrapper"):
+                what += " (runs the command after it)"
+        reason, rule = str(item.get("reason") or ""), str(item.get("rule") or "")
+        why = reason if reason and reason != f"run {item.get('command')}" else rule
+        out.append((mark, what, verb, why))
+    if len(items) > MAX_COMMANDS:
+        out.append(("…", f"{len(items) - MAX_COMMANDS} more", "", ""))
+    return out
+
+
+def _title(asked: PermissionAsked) -> str:
+    """The request's title, without the excerpt of code the prompt shows in full below it."""
+    code = asked.details.get("code")
+    head, sep, tail = asked.title.partition(": ")
+    if isinstance(code, str) and sep:
+        excerpt = tail.removesuffix(" ...").removesuffix("…").strip()
+        if excerpt and code.strip().startswith(excerpt):
+            return head
+    return asked.title
+
+
+def _why(asked: PermissionAsked) -> str:
+    """The reason a request asks, unless it only restates the code the prompt shows."""
+    code = asked.details.get("code")
+    if isinstance(code, str) and code.strip() and code.strip()[:40] in asked.reason:
+        return ""
+    return asked.reason
+
+
+def reply_text(block: PermissionBlock) -> str:
+    r, asked = block.replied, block.asked
+    if r is None or asked is None:
+        return ""
+    verb = {"once": "✓ allowed once", "always": "✓ always allowed", "reject": "✗ denied"}[r.reply]
+    rules = always_rules(asked)
+    extra = f" ({', '.join(rules)})" if r.reply == "always" and rules else ""
+    by = f" by {r.by}" if r.by != "user" else ""
+    feedback = f": “{r.feedback}”" if r.feedback else ""
+    return f"{verb}{extra}{by}{feedback}"
+
+
 def permission_html(block: PermissionBlock, *, include_reply: bool = True) -> str:
     asked = block.asked
     if asked is None:
         return ""
-    lines = [f"<div><b>⚠ Permission: {_esc(asked.title)}</b></div>"]
-    if asked.reason:
-        lines.append(f"<div style='color:{MUTED}'>why: {_esc(asked.reason)}</div>")
-    commands = asked.details.get("commands") if isinstance(asked.details, dict) else None
-    if isinstance(commands, list) and commands:
-        lines.append(
-            "<div>commands: " + ", ".join(f"<code>{_esc(str(c))}</code>" for c in commands[:20]) + "</div>"
+    details = asked.details if isinstance(asked.details, dict) else {}
+    lines = [f"<div><b>⚠ Permission: {_esc(_title(asked))}</b></div>"]
+    if _why(asked):
+        lines.append(f"<div>{_muted('why: ' + _esc(_why(asked)))}</div>")
+    parts = shell_parts(details)
+    if parts:
+        items = "".join(
+            f"<li>{mark} <code>{_esc(what)}</code>"
+            + (f" — <b>{_esc(verb)}</b>" if verb else "")
+            + (f" {_muted(_esc(why))}" if why else "")
+            + "</li>"
+            for mark, what, verb, why in parts
         )
-    elif asked.patterns and asked.tool != "python":
+        lines.append(f"<ul style='margin:2px 0;padding-left:1.2em;list-style:none'>{items}</ul>")
+    elif asked.patterns and asked.tool != "python" and not isinstance(details.get("code"), str):
         lines.append(
             "<div>" + ", ".join(f"<code>{_esc(p[:200])}</code>" for p in asked.patterns[:10]) + "</div>"
         )
-    code = asked.details.get("code") if isinstance(asked.details, dict) else None
+    code = details.get("code")
     if isinstance(code, str) and code:
-        lines.append(_pre(_clip_middle(code, 4000), max_height="14em"))
-    diff = asked.details.get("diff") if isinstance(asked.details, dict) else None
+        lines.append(_pre(_clip_middle(code, 4000), max_height="14em", code=True))
+    diff = details.get("diff")
     if isinstance(diff, str) and diff:
-        changed = [ln for ln in diff.splitlines() if not ln.startswith(("+++", "---"))]
-        adds = sum(1 for ln in changed if ln.startswith("+"))
-        dels = sum(1 for ln in changed if ln.startswith("-"))
-        proposed = DiffProduced(call_id="", path="proposed change", diff=diff, additions=adds, deletions=dels)
-        lines.append(diff_html(proposed))
+        adds, dels = diff_counts(diff)
+        lines.append(
+            diff_html(
+                DiffProduced(call_id="", path="proposed change", diff=diff, additions=adds, deletions=dels)
+            )
+        )
     if include_reply and block.replied is not None:
-        r = block.replied
-        verb = {"once": "✓ allowed once", "always": "✓ always allowed", "reject": "✗ denied"}[r.reply]
-        rules = always_rules(asked)
-        extra = f" ({_esc(', '.join(rules))})" if r.reply == "always" and rules else ""
-        by = f" by {_esc(r.by)}" if r.by != "user" else ""
-        feedback = f": “{_esc(r.feedback)}”" if r.feedback else ""
-        lines.append(f"<div><b>{verb}</b>{extra}{by}{feedback}</div>")
+        lines.append(f"<div><b>{_esc(reply_text(block))}</b></div>")
     border = "#f9a825" if block.replied is None else "#999"
     return (
-        f'<div style="border:1px solid {border};border-radius:4px;padding:4px 8px;margin:4px 0">'
-        + "".join(lines)
-        + "</div>"
+        f'<div class="nbagent-permission" style="border:1px solid {border};border-radius:4px;padding:4px 8px;'
+        f'margin:4px 0">' + "".join(lines) + "</div>"
     )
+
+
+# ---------------------------------------------------------------------------------------------- other blocks
 
 
 def todo_html(block: TodoBlock) -> str:
     items = []
     for t in block.todos:
-        style = (
-            "text-decoration:line-through;color:" + MUTED if t.status in ("completed", "cancelled") else ""
-        )
-        if t.status == "in_progress":
-            style = "font-weight:bold"
-        items.append(f"<div style='{style}'>{TODO_MARK[t.status]} {_esc(t.content)}</div>")
+        text = _esc(t.content)
+        if t.status in ("completed", "cancelled"):
+            text = f"<s style='color:{MUTED}'>{text}</s>"
+        elif t.status == "in_progress":
+            text = f"<b>{text}</b>"
+        items.append(f"<li>{TODO_MARK[t.status]} {text}</li>")
     done = sum(t.status == "completed" for t in block.todos)
     return (
-        f"<div style='margin:4px 0;padding:2px 8px;border-left:3px solid #7e57c2'>"
-        f"<div><b>Plan</b> <span style='color:{MUTED}'>{done}/{len(block.todos)}</span></div>{''.join(items)}</div>"
+        f"<div class='nbagent-plan' style='margin:4px 0;padding:2px 8px;border-left:3px solid #7e57c2'>"
+        f"<div><b>Plan</b> {_muted(f'{done}/{len(block.todos)}')}</div>"
+        f"<ul style='margin:2px 0;padding-left:0.4em;list-style:none'>{''.join(items)}</ul></div>"
     )
 
 
 def notice_html(block: NoticeBlock) -> str:
     color = {"info": "#1a73e8", "warning": "#ef6c00", "error": "#c62828"}.get(block.level, "#1a73e8")
-    text = f"<span style='color:{color}'>{'Error: ' if block.level == 'error' else ''}{_esc(block.message)}</span>"
+    label = {"error": "<b>Error:</b> ", "warning": "<b>!</b> "}.get(block.level, "")
+    text = f"<span style='color:{color}'>{label}{_esc(block.message)}</span>"
     if block.hint:
-        text += f"<div style='color:{MUTED}'>hint: {_esc(block.hint)}</div>"
+        text += f"<div>{_muted('hint: ' + _esc(block.hint))}</div>"
     if block.detail:
-        text += f"<details><summary style='cursor:pointer;color:{MUTED}'>details</summary>{_pre(_clip_middle(block.detail, 8000))}</details>"
-    return f"<div style='margin:4px 0'>{text}</div>"
+        text += _folded("details", _pre(_clip_middle(block.detail, 8000)))
+    return f"<div class='nbagent-notice' style='margin:4px 0'>{text}</div>"
 
 
 def text_html(block: TextBlock) -> str:
     if block.reasoning:
-        return (
-            f"<details style='color:{MUTED}'><summary style='cursor:pointer'><i>thinking</i></summary>"
-            f"<div style='white-space:pre-wrap;font-style:italic'>{_esc(block.text)}</div></details>"
-        )
+        body = f"<blockquote style='margin:0;font-style:italic'>{markdown_html(block.text)}</blockquote>"
+        return f"<details style='color:{MUTED}'><summary style='cursor:pointer'><i>thinking</i></summary>{body}</details>"
     return f"<div class='nbagent-text'>{markdown_html(block.text)}</div>"
 
 
@@ -544,7 +421,7 @@ def footer_text(footer: Footer) -> str:
 
 
 def footer_html(footer: Footer) -> str:
-    return f"<div style='color:{MUTED};font-size:12px;margin-top:4px'>── {_esc(footer_text(footer))}</div>"
+    return f"<div style='color:{MUTED};font-size:12px;margin-top:4px'><small>── {_esc(footer_text(footer))}</small></div>"
 
 
 def transcript_html(transcript: Transcript) -> str:
@@ -556,29 +433,46 @@ def transcript_html(transcript: Transcript) -> str:
 # ---------------------------------------------------------------------------------------------- text
 
 
+def tool_text(block: ToolBlock) -> str:
+    summary, extra = tool_header(block)
+    line = f"{STATUS_ICON.get(block.status, '?')} {block.tool} {summary}".rstrip()
+    if extra:
+        line += f" · {extra[:160]}"
+    if block.status == "error":
+        line += f"\n    error: {(strip_ansi(block.error).strip().splitlines() or [''])[0][:200]}"
+    for d in block.diffs:
+        line += f"\n    {d.path} +{d.additions} -{d.deletions}"
+    return line
+
+
+def permission_text(block: PermissionBlock) -> str:
+    asked = block.asked
+    if asked is None:
+        return ""
+    line = f"? permission: {_title(asked)}"
+    if block.replied is not None:
+        r = block.replied
+        line += (
+            f" → {r.reply}"
+            + (f" ({r.by})" if r.by != "user" else "")
+            + (f": “{r.feedback}”" if r.feedback else "")
+        )
+    details = asked.details if isinstance(asked.details, dict) else {}
+    for mark, what, verb, why in shell_parts(details):
+        line += f"\n    {mark} {what}" + (f" — {verb}" if verb else "") + (f": {why}" if why else "")
+    code = details.get("code")
+    if isinstance(code, str) and code.strip():
+        line += "\n" + "\n".join(f"    | {ln}" for ln in _clip_middle(code, 1200, 12).splitlines())
+    return line
+
+
 def block_text(block: Block) -> str:
     if isinstance(block, TextBlock):
         return ("(thinking) " + " ".join(block.text.split())[:300]) if block.reasoning else block.text.strip()
     if isinstance(block, ToolBlock):
-        if _hidden(block):
-            return ""
-        summary = summarize_input(block.tool, block.input) if block.input else ""
-        line = f"{STATUS_ICON.get(block.status, '?')} {block.tool} {summary}".rstrip()
-        if block.status == "completed":
-            first = block.title or (block.output.strip().splitlines() or [""])[0]
-            line += f"\n    {first[:160]}"
-        elif block.status == "error":
-            line += f"\n    error: {(block.error.strip().splitlines() or [''])[0][:200]}"
-        for d in block.diffs:
-            line += f"\n    {d.path} +{d.additions} -{d.deletions}"
-        return line
-    if isinstance(block, PermissionBlock) and block.asked is not None:
-        line = f"? permission: {block.asked.title}"
-        if block.replied is not None:
-            line += f" → {block.replied.reply}" + (
-                f" ({block.replied.by})" if block.replied.by != "user" else ""
-            )
-        return line
+        return "" if _hidden(block) else tool_text(block)
+    if isinstance(block, PermissionBlock):
+        return permission_text(block)
     if isinstance(block, TodoBlock):
         return "Plan:\n" + "\n".join(f"  {TODO_MARK[t.status]} {t.content}" for t in block.todos)
     if isinstance(block, NoticeBlock):
@@ -591,7 +485,3 @@ def transcript_text(transcript: Transcript) -> str:
     parts = [t for t in (block_text(b) for b in transcript.blocks) if t]
     text = "\n".join(parts) + f"\n── {footer_text(transcript.footer)}"
     return _clip_middle(text, TEXT_CHARS)
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=str)

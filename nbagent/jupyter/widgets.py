@@ -3,6 +3,12 @@
 The view holds no agent state: it folds events into a :class:`Transcript` and calls back ``on_reply``
 (a permission answer) and ``on_stop``. Streaming updates are throttled: text and live output are
 flushed at most every ``interval`` seconds; any other event flushes at once.
+
+While an awaited ``%%agent`` cell runs, ipykernel (>= 7.4) handles comm messages concurrently with it and
+publishes no busy/idle status for them. The ipywidgets frontend sends a model's next state update only
+once the kernel said "idle" for the previous one, so a text field would reach the kernel with its first
+keystroke only ("D" for "Don't run code in my kernel") and Deny would send that. The feedback field
+therefore acknowledges each update itself (:class:`FeedbackText`).
 """
 
 from __future__ import annotations
@@ -21,18 +27,65 @@ from nbagent.core.events import (
     TextDelta,
     ToolCallOutput,
 )
-from nbagent.jupyter.render_html import (
-    Block,
-    PermissionBlock,
-    Transcript,
-    always_rules,
-    block_html,
-    footer_html,
-    permission_html,
-)
+from nbagent.jupyter.render_html import always_rules, block_html, footer_html, permission_html
+from nbagent.jupyter.transcript import Block, PermissionBlock, Transcript
 
 Reply = Callable[[str, str, str], None]  # (request_id, "once" | "always" | "reject", feedback)
 STREAMING = (TextDelta, ReasoningDelta, ToolCallOutput)
+
+
+def _kernel() -> Any:
+    try:
+        from ipykernel.kernelbase import Kernel
+    except ImportError:
+        return None
+    return Kernel.instance() if Kernel.initialized() else None
+
+
+def cell_parent() -> dict[str, Any] | None:
+    """The request the running cell answers (its execute_request), where there is a kernel."""
+    kernel = _kernel()
+    if kernel is None:
+        return None
+    try:
+        parent = kernel.get_parent("shell")
+    except Exception:
+        return None
+    return parent if isinstance(parent, dict) and parent.get("header") else None
+
+
+def acknowledge(msg: dict[str, Any], cell: dict[str, Any] | None) -> None:
+    """Publish the "idle" status ipykernel leaves out for a comm message handled during an awaited
+    cell, so the frontend sends the widget's next update; then "busy" again for the cell (JupyterLab's
+    kernel indicator follows the last status)."""
+    kernel = _kernel()
+    if kernel is None or not msg.get("header") or msg["header"].get("subshell_id"):
+        return  # a subshell's messages get their statuses from ipykernel
+    topic = getattr(kernel, "_topic", None)
+    ident = topic("status") if callable(topic) else None
+    kernel.session.send(kernel.iopub_socket, "status", {"execution_state": "idle"}, parent=msg, ident=ident)
+    if cell is not None:
+        kernel.session.send(
+            kernel.iopub_socket, "status", {"execution_state": "busy"}, parent=cell, ident=ident
+        )
+
+
+class FeedbackText(w.Text):  # type: ignore[misc]
+    """The feedback field of a permission prompt: a Text that acknowledges each state update it gets
+    while an awaited cell runs (see the module's docstring)."""
+
+    def __init__(
+        self, *, cell: dict[str, Any] | None = None, acknowledge: bool = False, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self._cell = cell
+        self._acknowledge = acknowledge
+
+    def _handle_msg(self, msg: dict[str, Any]) -> None:
+        super()._handle_msg(msg)
+        data = (msg.get("content") or {}).get("data") or {}
+        if self._acknowledge and data.get("method") == "update":
+            acknowledge(msg, self._cell)
 
 
 @dataclass
@@ -61,7 +114,14 @@ class UpdateStats:
 class PermissionPrompt:
     """Allow once / Always (the scoped rule) / Deny, with a feedback field."""
 
-    def __init__(self, block: PermissionBlock, on_reply: Reply) -> None:
+    def __init__(
+        self,
+        block: PermissionBlock,
+        on_reply: Reply,
+        *,
+        cell: dict[str, Any] | None = None,
+        acknowledge: bool = False,
+    ) -> None:
         asked = block.asked
         assert asked is not None
         self.request_id = asked.request_id
@@ -76,15 +136,20 @@ class PermissionPrompt:
         self.deny = w.Button(
             description="Deny", button_style="danger", tooltip="Refuse; the feedback goes to the model"
         )
-        self.feedback = w.Text(
+        self.feedback = FeedbackText(
             placeholder="Optional: tell the agent what to do instead (sent with Deny)",
-            layout=w.Layout(width="100%"),
+            layout=w.Layout(width="auto", align_self="stretch"),  # the box's width, not 100% + margins
+            cell=cell,
+            acknowledge=acknowledge,
         )
         self.once.on_click(lambda _b: self._answer(on_reply, "once"))
         self.always.on_click(lambda _b: self._answer(on_reply, "always"))
         self.deny.on_click(lambda _b: self._answer(on_reply, "reject"))
         self.feedback.on_submit(lambda _t: self._answer(on_reply, "reject"))
-        self.widget = w.VBox([self.question, w.HBox([self.once, self.always, self.deny]), self.feedback])
+        self.widget = w.VBox(
+            [self.question, w.HBox([self.once, self.always, self.deny]), self.feedback],
+            layout=w.Layout(max_width="100%", overflow="hidden"),
+        )
 
     def _answer(self, on_reply: Reply, kind: str) -> None:
         for b in (self.once, self.always, self.deny):
@@ -104,8 +169,12 @@ class TurnView:
         on_stop: Callable[[], None],
         interval: float = 0.1,
         note: str = "",
+        acknowledge: bool = False,
     ) -> None:
+        """``acknowledge``: the view lives in an awaited cell (see :class:`FeedbackText`)."""
         self.transcript = Transcript(model=model)
+        self._acknowledge = acknowledge
+        self._cell = cell_parent() if acknowledge else None
         self.on_reply = on_reply
         self.interval = interval
         self.stats = UpdateStats()
@@ -167,7 +236,9 @@ class TurnView:
             self._rendered[block] = block.version
             if isinstance(block, PermissionBlock) and block.replied is None:
                 if block not in self._prompts:
-                    self._prompts[block] = PermissionPrompt(block, self.on_reply)
+                    self._prompts[block] = PermissionPrompt(
+                        block, self.on_reply, cell=self._cell, acknowledge=self._acknowledge
+                    )
                     structure = True
                 continue
             value = block_html(block)

@@ -65,11 +65,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-import platformdirs
 from pydantic import BaseModel, ConfigDict, Field
 
 from nbagent.core.config import Config
 from nbagent.core.errors import NbagentError
+from nbagent.core.private import cache_dir, data_dir
 from nbagent.permissions.config import model_check, validate_section
 
 log = logging.getLogger(__name__)
@@ -180,12 +180,6 @@ def _expand(path: str, root: Path) -> Path:
     return p if p.is_absolute() else root / p
 
 
-def data_dir() -> Path:
-    """nbagent's data folder (the session store), hidden from commands."""
-    base = os.environ.get("NBAGENT_DATA_DIR")
-    return Path(base) if base else Path(platformdirs.user_data_dir("nbagent"))
-
-
 def is_env_name(name: str) -> bool:
     """A name of the ``.env`` family (hidden), templates excepted."""
     return name.startswith(".env") and name not in ENV_TEMPLATES
@@ -263,6 +257,11 @@ def sandbox_argv(argv: list[str], root: Path, cfg: SandboxConfig, tmpdir: Path) 
     if not cfg.network:
         out.append("--unshare-net")
     out += _system_args(cfg)
+    # nbagent's cache holds every session's spilled (unscrubbed) outputs: hidden, and only this
+    # session's TMPDIR inside it is bound back below
+    cache = Path(os.path.realpath(cache_dir()))
+    if cache.is_dir() and not (root == cache or cache in root.parents):
+        out += ["--tmpfs", str(cache)]  # empty; writable only so that bwrap can make the mount point
     for path in [root, tmpdir, *(_expand(p, root) for p in cfg.writable)]:
         if path.exists():
             out += ["--bind", str(path), str(path)]

@@ -11,11 +11,10 @@ hits a limit, a deny rule that could match the text denies, and otherwise only a
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nbagent.core.config import Mode
 from nbagent.core.permission_types import Decision
-from nbagent.permissions.bash import Analysis, FoundCommand, Redirect, analyze
 from nbagent.permissions.defaults import secret_kind
 from nbagent.permissions.deny import could_match, flag_match, strip_git_globals
 from nbagent.permissions.globbing import could_match_protected, expand, first_protected, has_magic
@@ -25,6 +24,9 @@ from nbagent.permissions.patterns import match_command, static_prefix
 from nbagent.permissions.programs import FS_EDIT_COMMANDS, SAFE_VARS, always_prefix, safe_assign
 from nbagent.permissions.readonly import ANY_ARGS, is_read_only_program, view
 from nbagent.permissions.view import View
+
+if TYPE_CHECKING:  # the bash analysis (tree-sitter) loads when the first command is checked
+    from nbagent.permissions.bash import Analysis, FoundCommand, Redirect
 
 SYSTEM_BIN = ("/bin/", "/usr/bin/", "/usr/local/bin/", "/sbin/", "/usr/sbin/", "/usr/local/sbin/")
 _DECLARATIONS = frozenset({"export", "local", "declare", "readonly", "typeset", "unset"})
@@ -75,6 +77,8 @@ class ShellRules:
     def _bash(self, commands: list[str]) -> Decision:
         parts: list[Part] = []
         found: list[dict[str, Any]] = []
+        from nbagent.permissions.bash import analyze
+
         for command in commands:
             analysis = analyze(command, self._root)
             cmd_parts, listed = self._analysis_parts(analysis)

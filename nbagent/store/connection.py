@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import sqlite3
 import threading
 import time
@@ -22,9 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Self, TypeVar
 
-import platformdirs
-
-from nbagent.core.private import FILE_MODE, fix_mode, private_dir, private_file, private_umask
+from nbagent.core.private import FILE_MODE, data_dir, fix_mode, private_dir, private_file, private_umask
 from nbagent.store.faults import (
     SIDE_FILES,
     StoreDamaged,
@@ -41,12 +38,6 @@ STORE_SIDE_FILES = SIDE_FILES  # files SQLite keeps next to the database
 BUSY_TIMEOUT = 10.0  # seconds a writer waits for another process's transaction
 _T = TypeVar("_T")
 log = logging.getLogger(__name__)
-
-
-def data_dir() -> Path:
-    """``$NBAGENT_DATA_DIR``, else the platform's user data directory for nbagent."""
-    base = os.environ.get("NBAGENT_DATA_DIR")
-    return Path(base) if base else Path(platformdirs.user_data_dir("nbagent"))
 
 
 def _busy(exc: sqlite3.OperationalError) -> bool:

@@ -26,7 +26,8 @@ from pydantic import BaseModel, Field
 
 from nbagent.core.events import TodoItem
 from nbagent.core.messages import Message, ToolCompleted, ToolPart, Usage, new_id
-from nbagent.store.connection import BUSY_TIMEOUT, DB_NAME, STORE_SIDE_FILES, StoreConnection, data_dir
+from nbagent.core.private import data_dir
+from nbagent.store.connection import BUSY_TIMEOUT, DB_NAME, STORE_SIDE_FILES, StoreConnection
 from nbagent.store.faults import StoreDamaged, StoreError
 
 __all__ = [

@@ -14,6 +14,7 @@ from typing import Any
 
 from nbagent.core.messages import Message, ReasoningPart, TextPart, ToolCompleted, ToolError, ToolPart, Usage
 from nbagent.core.scrub import Scrubber, default_scrubber
+from nbagent.core.text import strip_ansi, title_extra
 from nbagent.store.db import SessionInfo, SummaryRecord
 
 EXPORT_SCHEMA_VERSION = 1
@@ -94,10 +95,11 @@ def _tool(part: ToolPart) -> str:
     summary = input_summary(args) if args else getattr(state, "raw_input", "")[:MAX_INPUT_CHARS]
     head = f"**Tool `{part.tool}`**" + (f" {_code_span(summary)}" if summary.strip() else "")
     if isinstance(state, ToolCompleted):
-        title = f" ({state.title})" if state.title else ""
-        return f"{head}{title}\n\n{_fence(bound(state.output))}"
+        extra = title_extra(summary, state.title)  # the path or command is said once
+        title = f" ({extra})" if extra else ""
+        return f"{head}{title}\n\n{_fence(bound(strip_ansi(state.output)))}"
     if isinstance(state, ToolError):
-        return f"{head} **failed:**\n\n{_fence(bound(state.error))}"
+        return f"{head} **failed:**\n\n{_fence(bound(strip_ansi(state.error)))}"
     return f"{head} _(did not finish: {state.status})_"
 
 

@@ -49,9 +49,21 @@ def damage_at(path: Path) -> str | None:
         size = path.stat().st_size
     except OSError:
         return None
-    if size == 0 and not _has_wal(path):
+    if size == 0 and not _has_wal(path) and time.time() - _mtime(path) > FRESH_SECONDS:
+        # SQLite would open it as a new empty store; an old empty file means a write was cut off. A
+        # fresh one is another process creating the store right now: it must not be moved away.
         return "it is empty (0 bytes): whatever wrote it last was cut off"
     return None
+
+
+FRESH_SECONDS = 30.0
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return time.time()
 
 
 def _has_wal(path: Path) -> bool:

@@ -16,8 +16,9 @@ from nbagent.core.errors import PermissionRejected, ToolFailure
 from nbagent.core.events import Event
 from nbagent.core.messages import Attachment
 from nbagent.core.permission_types import PermissionQuery
+from nbagent.core.private import cache_dir
 from nbagent.tools.shell_env import ShellOptions
-from nbagent.tools.spill import cache_dir, private_dir
+from nbagent.tools.spill import private_dir
 
 __all__ = [
     "PermissionQuery",

@@ -16,18 +16,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-import platformdirs
-
+from nbagent.core.private import cache_dir
 from nbagent.core.private import private_dir as core_private_dir
 
 KEEP_CHARS = 1_000_000  # output kept in memory; beyond it, the whole goes to a file
 HEAD_CHARS = 15_000
-
-
-def cache_dir() -> Path:
-    """nbagent's private cache folder (not created here)."""
-    base = os.environ.get("NBAGENT_CACHE_DIR")
-    return Path(base) if base else Path(platformdirs.user_cache_dir("nbagent"))
 
 
 def private_dir(path: Path) -> Path:

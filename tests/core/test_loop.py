@@ -135,7 +135,7 @@ async def test_retry_after_is_honoured(tmp_path: Path, serve: Serve) -> None:
 
 
 async def test_retries_exhausted(tmp_path: Path, serve: Serve) -> None:
-    server = serve(ListScript([ErrorReply(503)] * 10))
+    server = serve(ListScript([ErrorReply(503)] * 3))
     session = make_session(tmp_path, server, retry=RetryConfig(max_attempts=3, base_delay=0.0))
     events = await collect(session, "hi")
     assert len([e for e in events if isinstance(e, Retrying)]) == 2
@@ -193,7 +193,8 @@ async def test_cancel_mid_tool_closes_the_call_and_kills_the_process(tmp_path: P
 async def test_doom_loop_asks_and_headless_deny_stops(tmp_path: Path, serve: Serve) -> None:
     (tmp_path / "a.txt").write_text("x\n")
     call = ToolCallSpec("read", {"file_path": "a.txt"})
-    server = serve(ListScript([Reply(tool_calls=[call])] * 3 + [Reply(text="never reached")]))
+    # The third identical call asks (doom loop); headless deny ends the turn: no fourth request.
+    server = serve(ListScript([Reply(tool_calls=[call])] * 3))
     session = make_session(tmp_path, server, headless="deny")
     events = await collect(session, "loop")
     asked = [e for e in events if isinstance(e, PermissionAsked)]

@@ -6,12 +6,16 @@ import os
 import queue
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import nbformat
 from jupyter_client.manager import KernelManager
+
+from nbagent.store.notebook import TURN_MIME
 
 Message = dict[str, Any]
 
@@ -57,6 +61,11 @@ class Kernel:
         self.kc.start_channels()
         self.kc.wait_for_ready(timeout=60)
         self.widgets: dict[str, dict[str, Any]] = {}  # comm_id -> state (as a frontend would track it)
+        # The ipywidgets frontend's throttle (WidgetModel.sync): while one state update of a model is
+        # in flight (no "idle" status for it yet), its next changes wait, merged, and go out once it is.
+        self._in_flight: dict[str, str] = {}  # update msg_id -> comm_id
+        self._held: dict[str, dict[str, Any]] = {}  # comm_id -> state waiting to be sent
+        self._backlog: deque[Message] = deque()  # messages read while pumping, for run() to see
 
     def close(self) -> None:
         self.kc.stop_channels()
@@ -66,6 +75,9 @@ class Kernel:
         self.km.restart_kernel(now=True)
         self.kc.wait_for_ready(timeout=60)
         self.widgets.clear()
+        self._in_flight.clear()
+        self._held.clear()
+        self._backlog.clear()
 
     def _track(self, msg: Message) -> None:
         kind = msg["header"]["msg_type"]
@@ -78,6 +90,33 @@ class Kernel:
                 self.widgets[content["comm_id"]].update(data.get("state", {}))
         elif kind == "comm_close":
             self.widgets.pop(content["comm_id"], None)
+        elif kind == "status" and content["execution_state"] == "idle":
+            comm_id = self._in_flight.pop(msg["parent_header"].get("msg_id", ""), None)
+            if comm_id is not None and comm_id in self._held and comm_id not in self._in_flight.values():
+                self._send_update(comm_id, self._held.pop(comm_id))
+
+    def _next(self, timeout: float) -> Message | None:
+        """The next IOPub message: one read while pumping first (already tracked), else a new one."""
+        if self._backlog:
+            return self._backlog.popleft()
+        try:
+            m = self.kc.get_iopub_msg(timeout=timeout)
+        except queue.Empty:
+            return None
+        self._track(m)
+        return m
+
+    def pump(self, seconds: float, until: Callable[[], bool] = lambda: False) -> bool:
+        """Read IOPub messages (kept for run()) for up to ``seconds`` or until ``until()``."""
+        deadline = time.time() + seconds
+        while not until() and time.time() < deadline:
+            try:
+                m = self.kc.get_iopub_msg(timeout=0.05)
+            except queue.Empty:
+                continue
+            self._track(m)
+            self._backlog.append(m)
+        return until()
 
     def run(
         self,
@@ -100,11 +139,9 @@ class Kernel:
         deadline = time.time() + timeout
         idle = False
         while time.time() < deadline and not idle:
-            try:
-                m = self.kc.get_iopub_msg(timeout=0.2)
-            except queue.Empty:
+            m = self._next(0.2)
+            if m is None:
                 continue
-            self._track(m)
             if m["parent_header"].get("msg_id") != ex.msg_id:
                 continue
             ex.messages.append(m)
@@ -128,8 +165,34 @@ class Kernel:
         self.send_comm(comm_id, {"method": "custom", "content": {"event": "click"}})
 
     def set_state(self, comm_id: str, state: dict[str, Any]) -> None:
-        """What the frontend sends when the user edits a widget (a Text's value)."""
+        """A state update sent at once (as a frontend would with nothing in flight)."""
         self.send_comm(comm_id, {"method": "update", "state": state, "buffer_paths": []})
+
+    def _send_update(self, comm_id: str, state: dict[str, Any]) -> None:
+        msg = self.kc.session.msg(
+            "comm_msg", {"comm_id": comm_id, "data": {"method": "update", "state": state, "buffer_paths": []}}
+        )
+        self._in_flight[msg["header"]["msg_id"]] = comm_id
+        self.kc.shell_channel.send(msg)
+
+    def sync(self, comm_id: str, state: dict[str, Any]) -> None:
+        """A state change as the ipywidgets frontend sends it: at once when no update of the model is in
+        flight, else held (merged) until the kernel says "idle" for the one in flight."""
+        if comm_id in self._in_flight.values():
+            self._held.setdefault(comm_id, {}).update(state)
+        else:
+            self._send_update(comm_id, state)
+
+    def type_text(self, comm_id: str, text: str, settle: float = 3.0) -> bool:
+        """Type ``text`` into a Text widget key by key (its value synced at each key, as with
+        continuous_update), then wait up to ``settle`` seconds for every update to be sent; False when
+        some are still held (the kernel never acknowledged one)."""
+        for i in range(1, len(text) + 1):
+            self.sync(comm_id, {"value": text[:i]})
+            self.pump(0.01)
+        return self.pump(
+            settle, lambda: comm_id not in self._held and comm_id not in self._in_flight.values()
+        )
 
     def find_widgets(self, model: str, **state: Any) -> Iterator[str]:
         for comm_id, st in self.widgets.items():
@@ -145,3 +208,47 @@ class Kernel:
 def python_env() -> dict[str, str]:
     """PATH with this interpreter first, so the kernel (and `python` in tools) is this venv's."""
     return {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def record_of(ex: Execution) -> dict[str, Any]:
+    bundle = ex.final_bundle(TURN_MIME)
+    assert bundle is not None, [m["content"] for m in ex.messages if m["header"]["msg_type"] != "status"]
+    return dict(bundle[TURN_MIME])
+
+
+def text_of(ex: Execution) -> str:
+    bundle = ex.final_bundle(TURN_MIME)
+    assert bundle is not None
+    return str(bundle["text/plain"])
+
+
+def clicker(label: str, before: Callable[[Kernel], None] | None = None) -> Callable[[Kernel, Message], None]:
+    """An on_message hook that clicks each new button whose label starts with ``label``."""
+    clicked: set[str] = set()
+
+    def on(kernel: Kernel, _m: Message) -> None:
+        if not list(kernel.find_widgets("TextModel", placeholder="Optional")):
+            return  # the prompt is complete once its feedback field (created last) exists
+        for comm_id in list(kernel.find_widgets("ButtonModel", description=label)):
+            if comm_id not in clicked:
+                clicked.add(comm_id)
+                if before is not None:
+                    before(kernel)
+                kernel.click(comm_id)
+
+    return on
+
+
+def save_notebook(path: Path, cells: list[tuple[str, str, Execution | None]]) -> None:
+    """Write the notebook as the frontend would save it: each cell with its final outputs."""
+    nb = nbformat.v4.new_notebook()
+    for cell_id, source, ex in cells:
+        cell = nbformat.v4.new_code_cell(source)
+        cell["id"] = cell_id
+        if ex is not None:
+            bundle = ex.final_bundle(TURN_MIME)
+            if bundle is not None:
+                cell["outputs"] = [nbformat.v4.new_output("display_data", data=bundle)]
+        nb.cells.append(cell)
+    nbformat.validate(nb)
+    nbformat.write(nb, str(path))

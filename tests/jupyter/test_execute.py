@@ -132,6 +132,7 @@ def test_headless_denies_prompts_without_yes(tmp_path: Path, serve: Serve) -> No
             [
                 Reply(tool_calls=[ToolCallSpec("bash", {"command": "touch made.txt"})]),
                 Reply(text="Could not."),
+                Reply(text="The second cell needs no tool."),  # the notebook's second %%agent cell
             ]
         )
     )

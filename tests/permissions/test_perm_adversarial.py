@@ -174,7 +174,7 @@ SAFE = [
     "cat README.md",
     "grep -n demo src/x.py",
     "sed -n 1,20p README.md",
-    "while read -r line; do echo \"$line\"; done < README.md",
+    'while read -r line; do echo "$line"; done < README.md',
     "test -f README.md && echo yes",
     "git log --oneline -5 | head -3",
     "grep -rn demo src",

@@ -412,3 +412,23 @@ async def test_a_new_git_repo_keeps_no_hook_and_no_program_in_its_config(project
     assert "the command created .git/config" in outputs[0] and "post-checkout" in outputs[0]
     assert "fsmonitor" not in (project / ".git" / "config").read_text()  # re-created by the second init
     assert "may not create" not in outputs[1]  # a plain config stays
+
+
+def test_other_sessions_spilled_outputs_are_hidden(
+    project: Path, outside: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """nbagent's cache holds every session's unscrubbed spilled outputs: only this session's TMPDIR
+    inside it is visible (and writable) to a sandboxed command."""
+    cache = outside / "cache"
+    (cache / "tool-output" / "ses_other").mkdir(parents=True)
+    (cache / "tool-output" / "ses_other" / "bash-1.txt").write_text("OPENAI_API_KEY=sk-other-session\n")
+    mine = cache / "sandbox-tmp" / "ses_mine"
+    mine.mkdir(parents=True)
+    monkeypatch.setenv("NBAGENT_CACHE_DIR", str(cache))
+    proc = run(
+        ["bash", "-c", f"cat {cache}/tool-output/ses_other/bash-1.txt; echo made > $TMPDIR/x; echo done"],
+        project, SandboxConfig(), mine,
+    )  # fmt: skip
+    assert "sk-other-session" not in proc.stdout + proc.stderr
+    assert proc.stdout.strip().endswith("done"), proc.stderr
+    assert (mine / "x").read_text() == "made\n"

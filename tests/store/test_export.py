@@ -140,3 +140,35 @@ def test_exports_leave_secrets_behind(tmp_path: Path, monkeypatch: pytest.Monkey
     assert json.loads(doc)["messages"][1]["parts"][0]["state"]["input"] == {"command": "env; cat .env"}
     # without the project's scrubber, the environment's secrets still go
     assert "qz-9f8e7d6c5b4a39281706" not in export_markdown(stored, loaded)
+
+
+def test_a_tool_line_says_its_path_once_and_shows_no_terminal_codes(tmp_path: Path) -> None:
+    info = SessionInfo(id="ses_t", project=tmp_path, model="openai/x")
+    messages = [
+        user_message("read it"),
+        Message(
+            role="assistant",
+            parts=[
+                ToolPart(
+                    call_id="c1",
+                    tool="read",
+                    state=ToolCompleted(
+                        input={"file_path": "wordcount/cli.py"},
+                        output="1\timport sys",
+                        title="wordcount/cli.py",
+                    ),
+                ),
+                ToolPart(
+                    call_id="c2",
+                    tool="bash",
+                    state=ToolCompleted(
+                        input={"command": "pytest"}, output="\x1b[32m3 passed\x1b[0m", title="pytest"
+                    ),
+                ),
+            ],
+        ),
+    ]
+    md = export_markdown(info, messages)
+    assert md.count("wordcount/cli.py") == 1 and "**Tool `read`** `wordcount/cli.py`\n" in md
+    assert "**Tool `bash`** `pytest`\n" in md
+    assert "\x1b" not in md and "3 passed" in md

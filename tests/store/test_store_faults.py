@@ -7,6 +7,7 @@ import os
 import shutil
 import sqlite3
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,7 +39,21 @@ def a_folder(path: Path) -> None:
 
 
 def empty_file(path: Path) -> None:
+    """An empty file left by a write that was cut off (an hour old: not a store being created now)."""
     path.write_bytes(b"")
+    old = time.time() - 3600
+    os.utime(path, (old, old))
+
+
+def test_a_fresh_empty_file_is_a_store_being_created_not_damage(tmp_path: Path) -> None:
+    """Another process creating the store leaves a 0-byte file for a moment: it is never moved away."""
+    path = tmp_path / "nbagent.db"
+    path.write_bytes(b"")
+    store = SessionStore(path)
+    try:
+        assert not store.notices and not list(tmp_path.glob("nbagent.db.corrupt-*"))
+    finally:
+        store.close()
 
 
 @pytest.mark.parametrize("damage", [bad_pages, a_folder, empty_file])

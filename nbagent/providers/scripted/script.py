@@ -46,14 +46,52 @@ class CutStream:
 Answer = Reply | ErrorReply | CutStream
 
 
+def tool_results(request: dict[str, Any]) -> list[str]:
+    """The text of the tool results the request ends with: the results of the model's last tool calls
+    (OpenAI ``tool`` messages, Anthropic ``tool_result`` blocks); empty when it ends otherwise."""
+    messages = request.get("messages") or []
+    out: list[str] = []
+    for message in reversed(messages):
+        content = message.get("content")
+        if message.get("role") == "tool":
+            out.append(_text(content))
+            continue
+        if message.get("role") == "user" and isinstance(content, list):
+            blocks = [b for b in content if isinstance(b, dict) and b.get("type") == "tool_result"]
+            out.extend(_text(b.get("content")) for b in reversed(blocks))
+        break
+    return out[::-1]
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, list):
+        return "".join(str(c.get("text", "")) for c in content if isinstance(c, dict))
+    return str(content or "")
+
+
+@dataclass
+class OnToolResults:
+    """A step whose reply depends on what the tools really returned: ``choose(results)`` picks it (the
+    results as :func:`tool_results` gives them), so a scripted answer can fit a refusal or a failure."""
+
+    choose: Callable[[list[str]], Answer]
+
+    def resolve(self, request: dict[str, Any]) -> Answer:
+        return self.choose(tool_results(request))
+
+
+Step = Answer | OnToolResults
+
+
 class Script(Protocol):
     def answer(self, request: dict[str, Any], protocol: str) -> Answer: ...
 
 
 class ListScript:
-    """Answers in order; past the end, answers ``fallback`` (a plain text reply by default)."""
+    """Answers in order (an :class:`OnToolResults` step chooses from the request's tool results); past
+    the end, answers ``fallback`` (a plain text reply by default)."""
 
-    def __init__(self, answers: Iterable[Answer], fallback: Answer | None = None) -> None:
+    def __init__(self, answers: Iterable[Step], fallback: Answer | None = None) -> None:
         self._answers = list(answers)
         self._lock = threading.Lock()
         self._index = 0
@@ -61,10 +99,11 @@ class ListScript:
 
     def answer(self, request: dict[str, Any], protocol: str) -> Answer:
         with self._lock:
-            if self._index < len(self._answers):
-                self._index += 1
-                return self._answers[self._index - 1]
-            return self.fallback
+            if self._index >= len(self._answers):
+                return self.fallback
+            self._index += 1
+            step = self._answers[self._index - 1]
+        return step.resolve(request) if isinstance(step, OnToolResults) else step
 
     @property
     def remaining(self) -> int:

@@ -116,7 +116,13 @@ class StoreConnection:
         return self._connect()
 
     def _connect(self) -> sqlite3.Connection:
-        _make_private(self.path)
+        try:
+            _make_private(self.path)
+        except OSError as exc:
+            raise StoreError(
+                f"The session store {self.path} cannot be created or opened: {exc.strerror or exc}.",
+                "Make the file and its folder writable, or set NBAGENT_DATA_DIR to use another store.",
+            ) from None
         with private_umask():  # SQLite creates the -wal and -shm files now
             conn = self._open()
         for suffix in STORE_SIDE_FILES:

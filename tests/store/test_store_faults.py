@@ -91,17 +91,39 @@ def test_damaged_pages_keep_their_bytes_in_the_aside_file(tmp_path: Path) -> Non
 
 
 def test_an_unwritable_store_folder_is_a_clear_error_not_a_move(tmp_path: Path) -> None:
-    if os.getuid() == 0:
-        pytest.skip("root writes anywhere")
-    folder = tmp_path / "ro"
-    folder.mkdir()
-    folder.chmod(0o500)
+    if os.getuid() != 0:
+        folder = tmp_path / "ro"
+        folder.mkdir()
+        folder.chmod(0o500)
+        try:
+            with pytest.raises(StoreError) as err:
+                SessionStore(folder / "nbagent.db")
+            assert err.value.hint
+        finally:
+            folder.chmod(0o700)
+        return
+    # root writes anywhere: the same check as an unprivileged user, in a folder that user cannot write
+    import sys
+    import tempfile
+
+    setpriv = shutil.which("setpriv")
+    assert setpriv, "setpriv (util-linux) is needed to run this check as an unprivileged user"
+    folder = Path(tempfile.mkdtemp(dir="/var/tmp"))
     try:
-        with pytest.raises(StoreError) as err:
-            SessionStore(folder / "nbagent.db")
-        assert err.value.hint
+        folder.chmod(0o555)
+        code = (
+            "import sys; from pathlib import Path; from nbagent.store.db import SessionStore, StoreError\n"
+            "try:\n    SessionStore(Path(sys.argv[1]) / 'nbagent.db')\nexcept StoreError as e:\n"
+            "    print('HINT:', e.hint); sys.exit(0 if e.hint else 3)\nsys.exit(2)"
+        )
+        proc = subprocess.run(
+            [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", code, str(folder)],
+            capture_output=True, text=True, timeout=60, cwd="/", env={**os.environ, "HOME": str(folder)},
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert not list(folder.iterdir())  # nothing created, nothing moved
     finally:
-        folder.chmod(0o700)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 # -- a full disk ---------------------------------------------------------------------------------

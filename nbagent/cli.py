@@ -160,10 +160,16 @@ def cmd_trust(args: argparse.Namespace) -> int:
     return trust_command(args.path, revoke=args.revoke, list_=args.list_)
 
 
-def open_store(config: Any) -> Any:
+def open_store(config: Any, *, notices: bool = True) -> Any:
+    """The session store; a damaged one moved aside is said on stderr (``notices``)."""
     from nbagent.store import SessionStore
 
-    return SessionStore(Path(config.store).expanduser() if config.store else None)
+    store = SessionStore(Path(config.store).expanduser() if config.store else None)
+    if notices:
+        for line in store.notices:
+            print(f"warning: {line}", file=sys.stderr)
+        store.notices = []
+    return store
 
 
 def cmd_sessions(args: argparse.Namespace) -> int:

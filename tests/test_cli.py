@@ -312,3 +312,13 @@ def test_demo_model_answers_a_refusal_honestly(tmp_path: Path, serve: Serve) -> 
         term.close()
     assert "You declined that step" in term.screen
     assert "All tests pass" not in term.screen and "The test suite passes" not in term.screen
+
+
+def test_sessions_says_when_a_damaged_store_was_moved_aside(tmp_path: Path) -> None:
+    data = Path(os.environ["NBAGENT_DATA_DIR"])
+    data.mkdir(parents=True, exist_ok=True)
+    (data / "nbagent.db").write_bytes(b"this is not a database, " * 200)
+    done = run_cli(["sessions"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "warning:" in done.stderr and "moved to" in done.stderr and "Traceback" not in done.stderr
+    assert list(data.glob("nbagent.db.corrupt-*"))

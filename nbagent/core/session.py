@@ -268,6 +268,10 @@ class Session(SessionContext):
         if self.store is not None:
             await asyncio.to_thread(self.save)
 
+    def add_notice(self, text: str) -> None:
+        """A warning for the user, shown at the start of the next turn."""
+        self._notices.append(text)
+
     def take_notices(self) -> list[str]:
         notices, self._notices = self._notices, []
         return notices

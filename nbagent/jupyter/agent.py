@@ -4,7 +4,8 @@ A turn runs as an awaited coroutine on the kernel's loop: the cell stays busy un
 widget clicks (permission answers, Stop) are still handled. A kernel interrupt cancels the turn
 cleanly (dangling calls closed, a one-line notice). Each cell's output ends as a static bundle:
 HTML and text of the transcript plus the turn record (``TURN_MIME``) the session resumes and
-replays from.
+replays from. Finding the notebook and opening or resuming its session is the job of the base class,
+:class:`nbagent.jupyter.agent_sessions.NotebookSessions`.
 """
 
 from __future__ import annotations
@@ -17,53 +18,29 @@ from pathlib import Path
 from typing import Any
 
 from nbagent.core.commands import CommandOutput, parse, run_command
-from nbagent.core.config import Config, load_config
-from nbagent.core.errors import NbagentError
 from nbagent.core.events import Compacted, Event, UsageUpdated
-from nbagent.core.permission import HeadlessPolicy
 from nbagent.core.session import Session
+from nbagent.jupyter.agent_sessions import NotebookSessions, _fuller, _loop_running, notebook_tools
 from nbagent.jupyter.cells import HELP, CellError, CellOptions, TurnInterrupted, parse_options
 from nbagent.jupyter.counters import notebook_cost_text, sessions_text
 from nbagent.jupyter.magic import clear_first_output
 from nbagent.jupyter.recorder import TurnRecorder, replay_notice
 from nbagent.jupyter.transcript import Transcript
-from nbagent.store.notebook import (
-    CellTurn,
-    TurnRecord,
-    find_turn,
-    merge_turns,
-    notebook_turns,
-    read_notebook_json,
-    session_history,
-    turns_before,
-)
-from nbagent.tools.base import Tool
-from nbagent.tools.kernel import KERNEL_KEY
-from nbagent.tools.notebook import OPEN_KEY
+from nbagent.store.notebook import TurnRecord, find_turn
 
 __all__ = [
     "HELP",
     "CellError",
     "CellOptions",
     "NotebookAgent",
+    "NotebookSessions",
     "TurnInterrupted",
+    "_fuller",
+    "_loop_running",
     "current_agent",
     "notebook_tools",
     "parse_options",
 ]
-
-
-def notebook_tools() -> list[Tool[Any]]:
-    from nbagent.tools import default_tools
-    from nbagent.tools.kernel import InspectTool, PythonTool
-    from nbagent.tools.notebook import NotebookEditTool
-
-    tools: list[Tool[Any]] = list(default_tools())
-    names = {t.name for t in tools}
-    for extra in (NotebookEditTool(), PythonTool(), InspectTool()):
-        if extra.name not in names:
-            tools.append(extra)
-    return tools
 
 
 def _display(obj: Any, **kwargs: Any) -> Any:
@@ -87,186 +64,15 @@ def _widgets_enabled() -> bool:
     return True
 
 
-class NotebookAgent:
+class NotebookAgent(NotebookSessions):
     """The agent of one kernel (one notebook)."""
 
     def __init__(self, shell: Any) -> None:
-        self.shell = shell
-        self.session: Session | None = None
-        self.model_override: str | None = None
-        self._notebook: Path | None = None
-        self._replayed: set[str] = set()
+        super().__init__(shell)
         self.last_usage: UsageUpdated | None = None
         self.last_stats: dict[str, Any] = {}
-        self._pending_compaction: str | None = None
-        # The turns this kernel recorded (the saved file may not have them yet): /sessions and /cost
-        # count the notebook's records, the saved ones merged with these.
-        self.produced: list[CellTurn] = []
         # Called with every event of every turn (cell or sidebar): the sidebar bridge listens here.
         self.listeners: list[Callable[[Event], None]] = []
-
-    @property
-    def root(self) -> Path:
-        """The project the agent works in: ``NBAGENT_ROOT``, else the kernel's working directory."""
-        return Path(os.environ.get("NBAGENT_ROOT") or os.getcwd()).resolve()
-
-    # -- where we are -------------------------------------------------------------------------
-
-    @property
-    def notebook_path(self) -> Path | None:
-        if self._notebook is not None:
-            return self._notebook
-        ns = getattr(self.shell, "user_ns", {}) or {}
-        candidates = [
-            os.environ.get("NBAGENT_NOTEBOOK"),
-            ns.get("__vsc_ipynb_file__"),
-            ns.get("__session__"),
-            os.environ.get("JPY_SESSION_NAME"),
-        ]
-        for raw in candidates:
-            if not isinstance(raw, str) or not raw.endswith(".ipynb"):
-                continue
-            path = Path(raw).expanduser()
-            options = [path] if path.is_absolute() else [Path.cwd() / path, Path.cwd() / path.name]
-            for option in options:
-                if option.is_file():
-                    self._notebook = option.resolve()
-                    return self._notebook
-        return None
-
-    def attach(self, path: Path) -> None:
-        path = path.expanduser().resolve()
-        if not path.is_file():
-            raise CellError(f"No notebook at {path}.")
-        self._notebook = path
-        if self.session is not None:
-            self.session.tool_state[OPEN_KEY] = {path}
-
-    def recorded_turns(self) -> list[CellTurn]:
-        path = self.notebook_path
-        if path is None:
-            return []
-        try:
-            return notebook_turns(read_notebook_json(path))
-        except (OSError, ValueError):
-            return []
-
-    def notebook_records(self) -> list[CellTurn]:
-        """The notebook's turns as its cells hold them now: the saved ones, with those this kernel
-        recorded since in their place (before a save, after a restart)."""
-        return merge_turns(self.recorded_turns(), self.produced)
-
-    def remember(self, record: TurnRecord, cell_id: str | None, source: str) -> None:
-        self.produced.append(CellTurn(-1, cell_id, source, record))
-        if record.compaction == self._pending_compaction:
-            self._pending_compaction = None  # recorded once: the history restarts there on resume
-
-    # -- sessions -----------------------------------------------------------------------------
-
-    def _config(self, opts: CellOptions, fallback_model: str | None = None) -> Config:
-        model = opts.model or self.model_override or os.environ.get("NBAGENT_MODEL") or None
-        overrides: dict[str, Any] = {"model": model, "api_base": os.environ.get("NBAGENT_API_BASE") or None}
-        try:
-            config = load_config(self.root, overrides)
-        except NbagentError as exc:
-            raise CellError(str(exc), exc.hint) from exc
-        if not config.model and fallback_model:
-            config = config.model_copy(update={"model": fallback_model})
-        if not config.model:
-            raise CellError(
-                "No model configured.",
-                "Use %%agent --model provider/name (or %agent /model ...), set NBAGENT_MODEL, or put"
-                ' "model" in nbagent.json.',
-            )
-        return config
-
-    def _new_session(
-        self, config: Config, *, session_id: str | None = None, messages: list[Any] | None = None
-    ) -> Session:
-        headless_env = os.environ.get("NBAGENT_HEADLESS")
-        headless: HeadlessPolicy | None = headless_env if headless_env in ("allow", "deny") else None  # type: ignore[assignment]
-        try:
-            store = self._store(config)
-            if store is not None and session_id and messages:
-                messages = _fuller(store, session_id, messages)
-            session = Session(
-                self.root,
-                config,
-                tools=notebook_tools(),
-                headless=headless,
-                session_id=session_id,
-                messages=messages,
-                store=store,
-            )
-        except NbagentError as exc:
-            raise CellError(str(exc), exc.hint) from exc
-        from nbagent.jupyter.kernel import IPythonNamespace
-
-        session.tool_state[KERNEL_KEY] = IPythonNamespace(self.shell)
-        if self.notebook_path is not None:
-            session.tool_state[OPEN_KEY] = {self.notebook_path}
-        return session
-
-    def _store(self, config: Config) -> Any:
-        """The SQLite session store (the full raw history); None where it cannot be opened."""
-        if os.environ.get("NBAGENT_NO_STORE") == "1":
-            return None
-        try:
-            from nbagent.store import SessionStore
-
-            store_path = getattr(config, "store", None)
-            return SessionStore(Path(store_path).expanduser() if store_path else None)
-        except Exception:
-            return None
-
-    def _apply_options(self, session: Session, opts: CellOptions) -> None:
-        model = opts.model or self.model_override
-        if model and model != session.model:
-            session.set_model(model)
-
-    def session_for(
-        self, opts: CellOptions, cell_id: str | None, replaying: TurnRecord | None
-    ) -> tuple[Session, str]:
-        """The session this cell continues (or starts), and a note saying which when it is not obvious."""
-        if opts.new:
-            self.drop_session()
-        current = self.session
-        if current is not None and (opts.session is None or opts.session == current.id):
-            self._apply_options(current, opts)
-            return current, ""
-        turns = self.recorded_turns()
-        if opts.session:
-            candidates = [t for t in turns if t.record.session_id == opts.session]
-            if not candidates:
-                raise CellError(
-                    f"No session {opts.session} in this notebook.", "%agent /sessions lists them."
-                )
-        elif opts.new:
-            candidates = []
-        else:
-            candidates = turns_before(turns, cell_id)
-        if candidates:
-            sid, messages, model = session_history(candidates, opts.session)
-            config = self._config(opts, fallback_model=model)
-            session = self._new_session(config, session_id=sid, messages=messages)
-            count = sum(1 for t in candidates if t.record.session_id == sid)
-            note = (
-                f"Resumed session {sid} from the notebook ({count} earlier turn{'s' if count != 1 else ''})."
-            )
-        else:
-            fallback = replaying.model if replaying is not None else None
-            config = self._config(opts, fallback_model=fallback)
-            sid_new = replaying.session_id if replaying is not None else None
-            session = self._new_session(config, session_id=sid_new)
-            note = ""
-        self.session = session
-        return session, note
-
-    def drop_session(self) -> None:
-        old, self.session = self.session, None
-        if old is not None and not old.busy:
-            task = asyncio.ensure_future(old.close()) if _loop_running() else None
-            del task
 
     # -- turns --------------------------------------------------------------------------------
 
@@ -547,24 +353,6 @@ async def _heartbeat(period: float = 0.1) -> None:
     asleep in select() waiting for a quiet subprocess would otherwise see the interrupt late."""
     while True:  # noqa: ASYNC110 (a timer on purpose: nothing to wait for)
         await asyncio.sleep(period)
-
-
-def _fuller(store: Any, session_id: str, messages: list[Any]) -> list[Any]:
-    """The notebook's (bounded) messages, replaced by the store's full ones where it has them."""
-    try:
-        _info, stored = store.load_session(session_id)
-    except Exception:
-        return messages
-    full = {m.id: m for m in stored}
-    return [full.get(m.id, m) for m in messages]
-
-
-def _loop_running() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
 
 
 _tasks: set[asyncio.Future[None]] = set()

@@ -10,181 +10,72 @@
 Old contents are content-addressed blobs (sha256, zlib) in the store, one per distinct content;
 files over ``max_file_bytes`` are not kept (and the result says so). No copy of the repo is made:
 in a git work tree only the files dirty at turn start are captured, so shell-made changes can be
-detected and, when the user asks, reverted (``revert_paths``).
+detected and, when the user asks, reverted (``revert_paths``). The blob storage is
+:mod:`nbagent.store.blobs`, the work-tree scan :mod:`nbagent.store.worktree`; their public names are
+re-exported here.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sqlite3
-import stat
-import subprocess
-import tempfile
 import time
-import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from nbagent.core.messages import Message
+from nbagent.store.blobs import (
+    MAX_FILE_BYTES,
+    collect_garbage,
+    content_sha,
+    get_blob,
+    is_sha,
+    path_key,
+    put_blob,
+    read_content,
+    write_file,
+)
 from nbagent.store.db import SessionStore
-from nbagent.store.safe_git import run_git
+from nbagent.store.worktree import (
+    DELETED,
+    GIT_TIMEOUT,
+    MAX_DIRTY_FILES,
+    WorktreeBaseline,
+    committed_content,
+    diff_states,
+    git_toplevel,
+    scan,
+    shell_changed_paths,
+    worktree_state,
+)
 
-MAX_FILE_BYTES = 10 * 1024 * 1024
+__all__ = [
+    "DELETED",
+    "GIT_TIMEOUT",
+    "KEEP_TURNS",
+    "MAX_BASELINE_BYTES",
+    "MAX_DIRTY_FILES",
+    "MAX_FILE_BYTES",
+    "OWN_FOLDER",
+    "Reverted",
+    "TurnChanges",
+    "UndoLog",
+    "UndoResult",
+    "WorktreeBaseline",
+    "diff_states",
+    "get_blob",
+    "git_toplevel",
+    "put_blob",
+    "worktree_state",
+]
+
 MAX_BASELINE_BYTES = 64 * 1024 * 1024  # dirty-file content captured at one turn start
-MAX_DIRTY_FILES = 5000
 KEEP_TURNS = 20
 OWN_FOLDER = ".nbagent"  # written by nbagent itself (saved approvals): never reported as shell changes
-DELETED = "deleted"  # worktree state of a path that does not exist
-GIT_TIMEOUT = 30
-
-
-def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _is_sha(value: str | None) -> bool:
-    return value is not None and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
-
-
-def _key(path: Path | str) -> str:
-    """Absolute path with its directory resolved (the file itself may be a symlink)."""
-    p = os.path.abspath(os.fspath(path))
-    return os.path.join(os.path.realpath(os.path.dirname(p)), os.path.basename(p))
-
-
-def put_blob(conn: sqlite3.Connection, data: bytes) -> str:
-    sha = _sha(data)
-    conn.execute(
-        "INSERT OR IGNORE INTO blobs (sha, size, data) VALUES (?, ?, ?)",
-        (sha, len(data), zlib.compress(data, 6)),
-    )
-    return sha
-
-
-def get_blob(conn: sqlite3.Connection, sha: str) -> bytes | None:
-    row = conn.execute("SELECT data FROM blobs WHERE sha = ?", (sha,)).fetchone()
-    return None if row is None else zlib.decompress(row[0])
-
-
-def _write_file(path: Path, data: bytes, mode: int | None) -> None:
-    """Atomic replace, keeping the given (or the current) permission bits."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if mode is None and path.exists():
-        mode = stat.S_IMODE(path.stat().st_mode)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".nbagent-undo", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-class _Content(BaseModel):
-    """What a path held: missing, captured bytes, or a note why it was not captured."""
-
-    existed: bool
-    data: bytes | None = None
-    mode: int | None = None
-    note: str = ""
-
-
-def _read(path: Path, limit: int) -> _Content:
-    try:
-        st = path.lstat()
-    except FileNotFoundError:
-        return _Content(existed=False)
-    if not stat.S_ISREG(st.st_mode):
-        return _Content(existed=True, note="not a regular file; not kept for undo")
-    if st.st_size > limit:
-        mb = st.st_size / 1e6
-        return _Content(
-            existed=True, note=f"{mb:.1f} MB is over the {limit / 1e6:.0f} MB undo limit; not kept"
-        )
-    return _Content(existed=True, data=path.read_bytes(), mode=stat.S_IMODE(st.st_mode))
-
-
-# -- git working tree -------------------------------------------------------------------------------
-
-
-def _git(root: Path, *args: str) -> subprocess.CompletedProcess[bytes] | None:
-    # Never a program the repository controls (fsmonitor, hooks, filters, textconv): see safe_git.
-    return run_git(root, *args, timeout=GIT_TIMEOUT)
-
-
-def git_toplevel(root: Path) -> Path | None:
-    out = _git(root, "rev-parse", "--show-toplevel")
-    if out is None or out.returncode != 0 or not out.stdout.strip():
-        return None
-    return Path(os.path.realpath(os.fsdecode(out.stdout.strip())))
-
-
-def _signature(path: Path, limit: int, keep: Callable[[str, bytes], None] | None) -> str:
-    try:
-        st = path.lstat()
-    except FileNotFoundError:
-        return DELETED
-    if stat.S_ISLNK(st.st_mode):
-        return "link:" + _sha(os.fsencode(os.readlink(path)))
-    if not stat.S_ISREG(st.st_mode):
-        return "other"
-    if st.st_size > limit:
-        return f"stat:{st.st_size}:{st.st_mtime_ns}"
-    data = path.read_bytes()
-    sha = _sha(data)
-    if keep is not None:
-        keep(sha, data)
-    return sha
-
-
-def _scan(
-    root: Path, keep: Callable[[str, bytes], None] | None = None, limit: int = MAX_FILE_BYTES
-) -> tuple[Path, dict[str, str]] | None:
-    top = git_toplevel(root)
-    if top is None:
-        return None
-    out = _git(
-        top, "status", "--porcelain", "-z", "--untracked-files=all", "--no-renames", "--ignore-submodules=all"
-    )
-    if out is None or out.returncode != 0:
-        return None
-    state: dict[str, str] = {}
-    for entry in out.stdout.split(b"\0"):
-        if len(entry) < 4:
-            continue
-        path = top / os.fsdecode(entry[3:])
-        state[str(path)] = _signature(path, limit, keep)
-        if len(state) >= MAX_DIRTY_FILES:
-            break
-    return top, state
-
-
-def worktree_state(root: Path) -> dict[str, str] | None:
-    """Changed and untracked files of the git work tree holding ``root`` (absolute path -> content
-    sha256, ``"deleted"``, or a size/mtime stamp for large files); None outside a git repo."""
-    scanned = _scan(root)
-    return None if scanned is None else scanned[1]
-
-
-def diff_states(before: dict[str, str], after: dict[str, str]) -> list[str]:
-    """Paths whose state differs: a path absent from a state is clean (as committed)."""
-    return sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
-
-
-class WorktreeBaseline(BaseModel):
-    toplevel: Path
-    state: dict[str, str]
-    captured: list[str] = Field(default_factory=list)  # blob shas kept for reverting
-    notes: list[str] = Field(default_factory=list)
-    shell_changed: list[str] = Field(default_factory=list)  # filled at end of turn
 
 
 # -- results --------------------------------------------------------------------------------------
@@ -289,7 +180,7 @@ class UndoLog:
                 "DELETE FROM undo_turns WHERE session_id = ? AND seq <= ?",
                 (self.session_id, seq - self.keep_turns),
             )
-            _collect_garbage(conn)
+            collect_garbage(conn)
         self._turn = turn_id
         self._recorded = set()
         self._notes = list(baseline.notes) if baseline else []
@@ -309,7 +200,7 @@ class UndoLog:
                     "some files dirty at turn start were not captured (size budget); shell changes to them cannot be reverted"
                 )
 
-        scanned = _scan(self.root, keep, self.max_file_bytes)
+        scanned = scan(self.root, keep, self.max_file_bytes)
         if scanned is None:
             return None
         top, state = scanned
@@ -327,10 +218,10 @@ class UndoLog:
         """
         if self._turn is None:
             return None
-        key = _key(path)
+        key = path_key(path)
         if key in self._recorded:
             return None
-        content = _read(Path(key), self.max_file_bytes)
+        content = read_content(Path(key), self.max_file_bytes)
         with self.store.transaction() as conn:
             sha = put_blob(conn, content.data) if content.data is not None else None
             conn.execute(
@@ -446,7 +337,7 @@ class UndoLog:
             turn_id, count = str(row["turn_id"]), int(row["message_count"])
             entries = self._entries(conn, turn_id)
             for entry in entries:  # the after-state, so redo can put it back
-                now = _read(Path(entry.path), self.max_file_bytes)
+                now = read_content(Path(entry.path), self.max_file_bytes)
                 entry.after_existed = now.existed
                 entry.after_sha = put_blob(conn, now.data) if now.data is not None else None
                 conn.execute(
@@ -466,7 +357,7 @@ class UndoLog:
         for entry in reversed(entries):
             why = entry.note or "content was not kept"
             self._apply(entry, entry.existed, entry.before_sha, entry.before_mode, blobs, result, why)
-        result.shell_changed = _shell_changed(row["worktree"])
+        result.shell_changed = shell_changed_paths(row["worktree"])
         return result
 
     def redo(self) -> UndoResult | None:
@@ -512,7 +403,7 @@ class UndoLog:
     ) -> None:
         path = Path(entry.path)
         try:
-            current = _read(path, self.max_file_bytes)
+            current = read_content(path, self.max_file_bytes)
             if not existed:
                 if current.existed:
                     if path.is_dir() and not path.is_symlink():
@@ -525,9 +416,9 @@ class UndoLog:
             if data is None:
                 result.skipped.append(f"{path}: {why}")
                 return
-            if current.data is not None and _sha(current.data) == sha and mode in (None, current.mode):
+            if current.data is not None and content_sha(current.data) == sha and mode in (None, current.mode):
                 return  # already as wanted
-            _write_file(path, data, mode)
+            write_file(path, data, mode)
             result.reverted.append(path)
         except OSError as exc:
             result.skipped.append(f"{path}: {exc.strerror or exc}")
@@ -553,19 +444,19 @@ class UndoLog:
             result.skipped += [f"{p}: no work-tree baseline (not a git repository?)" for p in paths]
             return result
         for raw in paths:
-            key = _key(raw)
+            key = path_key(raw)
             path = Path(key)
             state = base.state.get(key)
             try:
                 if state is None:  # clean at turn start: as committed, or absent
-                    committed = self._committed(base.toplevel, path)
+                    committed = committed_content(base.toplevel, path)
                     if isinstance(committed, str):
                         result.skipped.append(f"{path}: {committed}")
                         continue
                     data, target = committed, committed is not None
                 elif state == DELETED:
                     data, target = None, False
-                elif _is_sha(state):
+                elif is_sha(state):
                     with self.store.reading() as conn:
                         data = get_blob(conn, state)
                     if data is None:
@@ -582,43 +473,8 @@ class UndoLog:
                         result.reverted.append(path)
                     continue
                 assert data is not None
-                _write_file(path, data, None)
+                write_file(path, data, None)
                 result.reverted.append(path)
             except OSError as exc:
                 result.skipped.append(f"{path}: {exc.strerror or exc}")
         return result
-
-    @staticmethod
-    def _committed(top: Path, path: Path) -> bytes | str | None:
-        """The file as committed at HEAD (worktree filters applied); None when it was not there;
-        a string saying why when that cannot be known."""
-        try:
-            rel = path.relative_to(top).as_posix()
-        except ValueError:
-            return "outside the git work tree; its state at turn start is unknown"
-        exists = _git(top, "cat-file", "-e", f"HEAD:{rel}")
-        if exists is not None and exists.returncode == 0:
-            out = _git(top, "cat-file", "--filters", f"HEAD:{rel}")
-            if out is not None and out.returncode == 0:
-                return out.stdout
-            return "git could not read its committed content"
-        ignored = _git(top, "check-ignore", "-q", "--", rel)
-        if ignored is None or ignored.returncode != 1:
-            return "ignored by git (or git failed); its state at turn start is unknown"
-        return None
-
-
-def _shell_changed(worktree: str | None) -> list[Path]:
-    if not worktree:
-        return []
-    return [Path(p) for p in WorktreeBaseline.model_validate_json(worktree).shell_changed]
-
-
-def _collect_garbage(conn: sqlite3.Connection) -> None:
-    """Delete blobs no undo entry or worktree baseline refers to (any session)."""
-    conn.execute(
-        "DELETE FROM blobs WHERE sha NOT IN ("
-        " SELECT before_sha FROM undo_entries WHERE before_sha IS NOT NULL"
-        " UNION SELECT after_sha FROM undo_entries WHERE after_sha IS NOT NULL"
-        " UNION SELECT sha FROM undo_refs)"
-    )

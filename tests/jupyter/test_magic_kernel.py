@@ -336,3 +336,17 @@ def test_python_tool_captures_figures_and_displays(serve: Serve, start_kernel: S
     # the model saw the figure as an image
     sent = json.dumps(server.requests[-1].body["messages"])
     assert "image/png" in sent or "image_url" in sent
+
+
+def test_a_store_that_cannot_open_is_shown_and_the_turn_goes_on(
+    serve: Serve, start_kernel: StartKernel, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the data folder should be\n")
+    server = serve(ListScript([Reply(text="Still here.")]))
+    kernel = start_kernel(server, NBAGENT_DATA_DIR=str(blocker / "data"), NBAGENT_NO_STORE="0")
+    ex = kernel.run("%%agent\nhi")
+    assert ex.status == "ok"
+    text = text_of(ex)
+    assert "Still here." in text
+    assert "session store could not be opened" in text and "notebook only" in text

@@ -1,0 +1,237 @@
+"""Running a model step's tool calls: the part of the agent loop between "the model asked for these
+calls" and "each call has a result in the history".
+
+:class:`ToolCalls` is the base of :class:`nbagent.core.loop.TurnRunner`. It runs a step's calls in
+order (consecutive read-only calls concurrently), parses and validates each call's arguments, runs the
+PreToolUse and PostToolUse hooks, asks before a repeated identical call (a doom loop), scrubs known
+secrets and terminal colour codes from results, and turns every failure into an error result the
+model can act on. A refusal without feedback raises :class:`_StopTurn`, which ends the turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from nbagent.core.events import ToolCallCompleted, ToolCallError, ToolCallRunning
+from nbagent.core.messages import ToolCompleted, ToolError, ToolPart, ToolRunning
+from nbagent.core.text import strip_ansi
+from nbagent.tools.base import PermissionQuery, PermissionRejected, Tool, ToolFailure
+
+if TYPE_CHECKING:
+    from nbagent.core.events import Event
+    from nbagent.core.turn_host import TurnHost
+
+__all__ = ["DOOM_LOOP_REPEATS", "INTERRUPTED", "ToolCalls"]
+
+INTERRUPTED = "Interrupted by the user before the tool finished."
+DOOM_LOOP_REPEATS = 3
+
+
+class _StopTurn(Exception):
+    """The user refused a call without saying what to do instead: end the turn."""
+
+
+def _signature(part: ToolPart) -> str | None:
+    data = getattr(part.state, "input", None)
+    return None if data is None else part.tool + json.dumps(data, sort_keys=True)
+
+
+class ToolCalls:
+    """Runs the tool calls of a step of ``session``'s turn; emits events through ``emit``."""
+
+    session: TurnHost
+    emit: Callable[[Event], None]
+
+    async def _run_tools(self, calls: list[ToolPart]) -> None:
+        """Run a step's calls in order; consecutive read-only calls run concurrently."""
+        stop: PermissionRejected | None = None
+        batch: list[ToolPart] = []
+
+        async def flush() -> None:
+            nonlocal stop
+            results = await asyncio.gather(*(self._run_one(p) for p in batch))
+            batch.clear()
+            for rejected in results:
+                if rejected is not None and rejected.stops_turn and stop is None:
+                    stop = rejected
+
+        for part in calls:
+            if stop is not None:
+                part.state = ToolError(
+                    raw_input=self._raw(part), error="Skipped: the user refused an earlier call."
+                )
+                self._emit_error(part)
+                continue
+            tool = self.session.tools_by_name.get(part.tool)
+            batch.append(part)
+            if tool is None or not tool.read_only:
+                await flush()
+        if batch:
+            await flush()
+        if stop is not None:
+            raise _StopTurn(str(stop))
+
+    @staticmethod
+    def _raw(part: ToolPart) -> str:
+        return getattr(part.state, "raw_input", "")
+
+    def _emit_error(self, part: ToolPart) -> None:
+        state = part.state
+        assert isinstance(state, ToolError)
+        self.emit(
+            ToolCallError(
+                session_id=self.session.id,
+                call_id=part.call_id,
+                tool=part.tool,
+                input=state.input,
+                error=state.error,
+            )
+        )
+
+    def _fail(
+        self, part: ToolPart, error: str, data: dict[str, Any] | None = None, started: float = 0.0
+    ) -> None:
+        part.state = ToolError(
+            input=data or {},
+            raw_input=self._raw(part) if data is None else "",
+            error=self.session.scrub(strip_ansi(error)),
+            started=started,
+        )
+        self._emit_error(part)
+
+    async def _run_one(self, part: ToolPart) -> PermissionRejected | None:
+        s = self.session
+        tool: Tool[Any] | None = s.tools_by_name.get(part.tool)
+        if tool is None:
+            names = ", ".join(sorted(s.tools_by_name))
+            self._fail(part, f"Unknown tool '{part.tool}'. Available tools: {names}.")
+            return None
+        raw = self._raw(part) or "{}"
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            self._fail(
+                part,
+                f"The arguments are not valid JSON ({exc.msg} at position {exc.pos}). Send the call again with a JSON object.",
+            )
+            return None
+        if not isinstance(data, dict):
+            self._fail(part, "The arguments must be a JSON object.")
+            return None
+        try:
+            args = tool.parse(data)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(x) for x in e['loc']) or 'arguments'}: {e['msg']}" for e in exc.errors()
+            )
+            self._fail(part, f"Invalid arguments for {tool.name}: {problems}. Fix them and call again.", data)
+            return None
+
+        pre = await s.run_hook("PreToolUse", {"tool_input": data}, tool_name=part.tool)
+        if pre.blocked or pre.permission_decision == "deny" or pre.stop:
+            self._fail(
+                part,
+                f"Blocked by a PreToolUse hook: {pre.reason or pre.stop_reason or 'no reason given'}",
+                data,
+            )
+            return None
+        if pre.updated_input is not None:
+            try:
+                args = tool.parse(pre.updated_input)
+            except ValidationError as exc:
+                self._fail(
+                    part,
+                    f"A PreToolUse hook rewrote the input into an invalid one: {exc.errors()[0]['msg']}",
+                    data,
+                )
+                return None
+            data = pre.updated_input
+        started = time.time()
+        part.state = ToolRunning(input=data, started=started)
+        self.emit(ToolCallRunning(session_id=s.id, call_id=part.call_id, tool=part.tool, input=data))
+        ctx = s.tool_context(part.call_id, pre.permission_decision, pre.reason)
+        try:
+            if self._is_doom_loop(part):
+                try:
+                    await ctx.ask(
+                        PermissionQuery(
+                            permission="doom_loop",
+                            patterns=[part.tool],
+                            title=f"{part.tool} was called {DOOM_LOOP_REPEATS} times in a row with the same input. Continue?",
+                        )
+                    )
+                except PermissionRejected as exc:  # a loop that nobody lets continue ends the turn
+                    raise PermissionRejected(str(exc), stops_turn=not exc.feedback) from None
+            result = await tool.run(args, ctx)
+        except PermissionRejected as exc:
+            self._fail(part, str(exc), data, started)
+            return exc
+        except ToolFailure as exc:
+            self._fail(part, str(exc), data, started)
+            return None
+        except asyncio.CancelledError:
+            part.state = ToolError(input=data, error=INTERRUPTED, started=started)
+            self._emit_error(part)
+            raise
+        except Exception as exc:  # a bug in a tool must not end the session
+            self._fail(part, f"The tool failed unexpectedly: {type(exc).__name__}: {exc}", data, started)
+            return None
+        # Known secrets and terminal colour codes never enter the session (nor the model's context,
+        # the store, the events).
+        output = s.scrub(strip_ansi(result.output))
+        title, metadata = s.scrub(result.title), s.scrubber.json(result.metadata)
+        file_path = data.get("file_path")
+        if tool.name == "read" and isinstance(file_path, str):
+            output += s.nested_memory_note(ctx.resolve(file_path))
+        post = await s.run_hook(
+            "PostToolUse",
+            {"tool_input": data, "tool_response": {"output": output, "title": title}},
+            tool_name=part.tool,
+        )
+        if post.blocked:
+            output += s.scrub(f"\n\n<hook>PostToolUse: {post.reason}</hook>")
+        if post.additional_context:
+            output += s.scrub(f"\n\n<hook>{post.additional_context}</hook>")
+        part.state = ToolCompleted(
+            input=data,
+            output=output,
+            title=title,
+            metadata=metadata,
+            attachments=result.attachments,
+            started=started,
+        )
+        self.emit(
+            ToolCallCompleted(
+                session_id=s.id,
+                call_id=part.call_id,
+                tool=part.tool,
+                input=data,
+                output=output,
+                title=title,
+                metadata=metadata,
+                attachments=result.attachments,
+            )
+        )
+        return None
+
+    def _is_doom_loop(self, part: ToolPart) -> bool:
+        """The same call with the same input as the two calls before it in the session."""
+        signature = _signature(part)
+        if signature is None:
+            return False
+        earlier: list[ToolPart] = []
+        for message in self.session.messages:
+            for p in message.tool_parts():
+                if p is part:
+                    recent = earlier[-(DOOM_LOOP_REPEATS - 1) :]
+                    return len(recent) == DOOM_LOOP_REPEATS - 1 and all(
+                        _signature(q) == signature for q in recent
+                    )
+                earlier.append(p)
+        return False

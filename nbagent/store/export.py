@@ -14,7 +14,7 @@ from typing import Any
 
 from nbagent.core.messages import Message, ReasoningPart, TextPart, ToolCompleted, ToolError, ToolPart, Usage
 from nbagent.core.scrub import Scrubber, default_scrubber
-from nbagent.core.text import strip_ansi, title_extra
+from nbagent.core.text import KEY_PARAMS, strip_ansi, title_extra
 from nbagent.store.db import SessionInfo, SummaryRecord
 
 EXPORT_SCHEMA_VERSION = 1
@@ -22,18 +22,6 @@ EXPORT_SCHEMA_VERSION = 1
 MAX_RESULT_LINES = 40
 MAX_RESULT_CHARS = 4000
 MAX_INPUT_CHARS = 200
-# The parameter that says most about a call, per tool (first one present wins).
-KEY_PARAMS = (
-    "command",
-    "file_path",
-    "notebook_path",
-    "pattern",
-    "url",
-    "description",
-    "name",
-    "path",
-    "code",
-)
 
 
 def _when(ts: float) -> str:

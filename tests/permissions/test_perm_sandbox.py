@@ -37,6 +37,11 @@ def _sandbox_here() -> None:
     require(sandbox_available() is None, f"bubblewrap ({sandbox_available()})")
 
 
+# The interpreter sandboxed test commands run: the base one, not the venv's, which may live under /tmp
+# (a clone in /tmp), and the sandbox's /tmp is a fresh, empty one. Its standard library is enough.
+HOST_PYTHON = getattr(sys, "_base_executable", sys.executable)
+
+
 def run(argv: list[str], root: Path, cfg: SandboxConfig, tmp: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(sandbox_argv(argv, root, cfg, tmp), capture_output=True, text=True, timeout=60)
 
@@ -133,12 +138,10 @@ CONNECT = (
 
 
 def test_network_is_off_unless_allowed(project: Path, sbx_tmp: Path, listener: int) -> None:
-    blocked = run([sys.executable, "-c", CONNECT, str(listener)], project, SandboxConfig(), sbx_tmp)
+    blocked = run([HOST_PYTHON, "-c", CONNECT, str(listener)], project, SandboxConfig(), sbx_tmp)
     assert blocked.returncode != 0
     assert "hello" not in blocked.stdout
-    allowed = run(
-        [sys.executable, "-c", CONNECT, str(listener)], project, SandboxConfig(network=True), sbx_tmp
-    )
+    allowed = run([HOST_PYTHON, "-c", CONNECT, str(listener)], project, SandboxConfig(network=True), sbx_tmp)
     assert allowed.returncode == 0, allowed.stderr
     assert allowed.stdout.strip() == "hello"
 
@@ -295,12 +298,10 @@ def test_host_unix_sockets_are_unreachable(
     addresses = [a.replace("\0", "@") for a in host_sockets.values()]
     direct = subprocess.run([sys.executable, "-c", UNIX_CONNECT, *addresses], capture_output=True, text=True)
     assert direct.stdout.count("REACHED") == len(addresses)  # reachable outside: the test can fail
-    proc = run([sys.executable, "-c", UNIX_CONNECT, *addresses], project, SandboxConfig(), sbx_tmp)
+    proc = run([HOST_PYTHON, "-c", UNIX_CONNECT, *addresses], project, SandboxConfig(), sbx_tmp)
     assert "REACHED" not in proc.stdout and proc.stdout.count("BLOCKED") == len(addresses), proc.stderr
     # With the network on, the host's abstract sockets stay reachable (a documented limit); paths do not.
-    proc = run(
-        [sys.executable, "-c", UNIX_CONNECT, *addresses], project, SandboxConfig(network=True), sbx_tmp
-    )
+    proc = run([HOST_PYTHON, "-c", UNIX_CONNECT, *addresses], project, SandboxConfig(network=True), sbx_tmp)
     assert proc.stdout.count("REACHED") == 1 and "REACHED '@nbagent" in proc.stdout
 
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from nbagent.providers.scripted import ErrorReply, ListScript, Reply, ToolCallSpec
+from nbagent.providers.scripted import ErrorReply, ListScript, Reply, ScriptedModelServer, ToolCallSpec
 from tests.conftest import Serve
 
 NBAGENT = [sys.executable, "-m", "nbagent"]
@@ -19,6 +19,12 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 120) -> subprocess.Comp
     return subprocess.run(
         [*NBAGENT, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env, check=False
     )
+
+
+def run_json(server: ScriptedModelServer, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``nbagent run --output-format json answer`` against the scripted ``server``."""
+    args = ["run", "-m", "openai/scripted", "--api-base", server.openai_base, "--api-key", "k"]
+    return run_cli([*args, "--output-format", "json", "answer"], cwd)
 
 
 def test_run_multi_step_task_stream_json(tmp_path: Path, serve: Serve) -> None:
@@ -115,21 +121,7 @@ def test_run_text_output_renders_tools_and_usage(tmp_path: Path, serve: Serve) -
 
 def test_run_json_output(tmp_path: Path, serve: Serve) -> None:
     server = serve(ListScript([Reply(text="42")]))
-    out = run_cli(
-        [
-            "run",
-            "-m",
-            "openai/scripted",
-            "--api-base",
-            server.openai_base,
-            "--api-key",
-            "k",
-            "--output-format",
-            "json",
-            "answer",
-        ],
-        tmp_path,
-    )
+    out = run_json(server, tmp_path)
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert result["result"] == "42" and result["reason"] == "stop" and result["steps"] == 1
@@ -226,21 +218,7 @@ def test_json_output_carries_the_error_of_a_failed_run(tmp_path: Path, serve: Se
     server = serve(
         ListScript([ErrorReply(401, "Incorrect API key provided", error_type="invalid_request_error")])
     )
-    out = run_cli(
-        [
-            "run",
-            "-m",
-            "openai/scripted",
-            "--api-base",
-            server.openai_base,
-            "--api-key",
-            "k",
-            "--output-format",
-            "json",
-            "answer",
-        ],
-        tmp_path,
-    )
+    out = run_json(server, tmp_path)
     assert out.returncode == 1
     result = json.loads(out.stdout)
     assert result["reason"] == "error"

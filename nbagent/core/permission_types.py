@@ -12,6 +12,8 @@ from nbagent.core.config import Mode
 Action = Literal["allow", "ask", "deny"]
 ReplyKind = Literal["once", "always", "reject"]
 HeadlessPolicy = Literal["allow", "deny"]
+# How restrictive an action is: where several parts or sources decide, the highest wins.
+ACTION_RANK: dict[str, int] = {"allow": 0, "ask": 1, "deny": 2}
 
 
 class PermissionQuery(BaseModel):

@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from nbagent.core.config import Config
 from nbagent.core.errors import ConfigError
+from nbagent.core.permission_types import ACTION_RANK
 from nbagent.ext.trust import project_code_sources, project_config_file
 from nbagent.permissions.config import model_check, validate_section
 
@@ -59,7 +60,6 @@ CLAUDE_NAMES = {
     "webfetch": "WebFetch", "task": "Task", "todowrite": "TodoWrite", "notebook_edit": "NotebookEdit",
     "apply_patch": "Edit", "skill": "Skill", "websearch": "WebSearch",
 }  # fmt: skip
-_RANK = {"allow": 0, "ask": 1, "deny": 2}
 _DECISIONS: dict[str, Literal["allow", "deny", "ask"]] = {
     "allow": "allow", "ask": "ask", "deny": "deny", "approve": "allow", "block": "deny"
 }  # fmt: skip
@@ -413,7 +413,7 @@ def _permission(
     out: HookOutcome, decision: Literal["allow", "deny", "ask"], reason: str, why: dict[str, list[str]]
 ) -> None:
     current = out.permission_decision
-    if current is None or _RANK[decision] > _RANK[current]:
+    if current is None or ACTION_RANK[decision] > ACTION_RANK[current]:
         out.permission_decision = decision
     if reason:
         why[decision].append(reason)

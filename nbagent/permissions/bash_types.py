@@ -6,9 +6,10 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import tree_sitter_bash
-from tree_sitter import Language, Parser
+if TYPE_CHECKING:
+    from tree_sitter import Parser
 
 MAX_DEPTH = 8  # nested bash -c / eval strings
 MAX_CHARS = 100_000  # longer command lines are not analysed
@@ -19,8 +20,12 @@ _parser: Parser | None = None
 
 
 def get_parser() -> Parser:
+    """The bash grammar, loaded on first use (the types here are needed without it)."""
     global _parser
     if _parser is None:
+        import tree_sitter_bash
+        from tree_sitter import Language, Parser
+
         _parser = Parser(Language(tree_sitter_bash.language()))
     return _parser
 
@@ -102,16 +107,6 @@ class Analysis:
         if self.limit:
             out.append(self.limit)
         return out
-
-    def summary(self) -> dict[str, object]:
-        return {
-            "commands": [c.text for c in self.commands if not c.wrapper],
-            "redirects": [f"{r.op} {r.target}" for r in self.redirects],
-            "unknowable": self.unknowable,
-            "hidden": self.hidden,
-            "parse_error": self.parse_error,
-            "limit": self.limit,
-        }
 
 
 class Limit(Exception):

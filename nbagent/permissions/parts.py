@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from nbagent.core.permission_types import ACTION_RANK
 from nbagent.permissions.patterns import CATCH_ALL
 
-RANK = {"allow": 0, "ask": 1, "deny": 2}
+RANK = ACTION_RANK
 
 
 @dataclass

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from nbagent.core.config import Mode
 from nbagent.core.permission_types import Decision
+from nbagent.permissions.bash_types import join_cwd
 from nbagent.permissions.defaults import secret_kind
 from nbagent.permissions.deny import could_match, flag_match, strip_git_globals
 from nbagent.permissions.globbing import could_match_protected, expand, first_protected, has_magic
@@ -224,7 +225,7 @@ class ShellRules:
         parts: list[Part] = []
         if seen.cwd is not None:  # git -C DIR
             parts.append(self._path_part("read", seen.cwd, cwd, "list"))
-            cwd = _join(cwd, seen.cwd)
+            cwd = join_cwd(cwd, seen.cwd)
         for path in seen.reads:
             parts += self._glob_parts(path, cwd, "read")
         for path in seen.lists:
@@ -394,12 +395,6 @@ class ShellRules:
             return self._path_part("edit", r.target, r.cwd, "write")
         parts = self._glob_parts(r.target, r.cwd, "read")
         return most_restrictive(parts) or Part("allow", "read", label=shown)
-
-
-def _join(cwd: str | None, target: str) -> str | None:
-    if cwd is None:
-        return None
-    return os.path.normpath(os.path.join(cwd, target)) if cwd else os.path.normpath(target)
 
 
 def _command_always(argv: list[str]) -> str:

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from nbagent.core.permission_types import ACTION_RANK
 from nbagent.tools.base import PermissionQuery, ToolContext
 
 Action = Literal["allow", "ask", "deny"]
-_RANK: dict[str, int] = {"allow": 0, "ask": 1, "deny": 2}
 NOTE_NAMES = 5  # paths named in a note; the rest are counted
 
 
@@ -59,7 +59,7 @@ def path_patterns(
 
 def rank(action: str) -> int:
     """allow < ask < deny; an answer the tool does not know counts as deny."""
-    return _RANK.get(action, 2)
+    return ACTION_RANK.get(action, ACTION_RANK["deny"])
 
 
 @dataclass

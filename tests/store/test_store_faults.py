@@ -16,6 +16,7 @@ import pytest
 from nbagent.core.messages import Message, TextPart, user_message
 from nbagent.store import SessionInfo, SessionStore, StoreError
 from nbagent.store.db import StoreDamaged
+from tests.conftest import small_tmpfs
 
 
 def stored_store(path: Path) -> bytes:
@@ -132,15 +133,8 @@ def test_an_unwritable_store_folder_is_a_clear_error_not_a_move(tmp_path: Path) 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 2 MB tmpfs (root only; the tests run as root on CI)."""
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    if os.getuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a small tmpfs needs root")
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.decode().strip()}")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], check=False)
+    with small_tmpfs(tmp_path / "disk", "2m") as mnt:
+        yield mnt
 
 
 def fill(folder: Path) -> Path:

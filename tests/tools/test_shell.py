@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import shutil
 import signal
 import stat
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -34,6 +32,7 @@ from nbagent.tools.shell import (
 )
 from nbagent.tools.shell_env import ShellOptions
 from nbagent.tools.spill import KEEP_CHARS
+from tests.conftest import small_tmpfs
 
 
 def alive(pid: int) -> bool:
@@ -388,15 +387,8 @@ async def test_spilled_output_goes_to_a_private_cache_folder(tmp_path: Path) -> 
 @pytest.fixture
 def full_disk(tmp_path: Path) -> Any:
     """A 64 KB tmpfs: spilling output there runs out of space (root only)."""
-    mnt = tmp_path / "full"
-    mnt.mkdir()
-    if os.getuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a small tmpfs needs root")
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.decode().strip()}")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], check=False)
+    with small_tmpfs(tmp_path / "full", "64k") as mnt:
+        yield mnt
 
 
 async def test_a_full_disk_while_spilling_does_not_stall_the_command(tmp_path: Path, full_disk: Path) -> None:

@@ -3,28 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from nbagent.tools.base import PermissionQuery, Tool, ToolContext, ToolFailure, ToolResult
-from nbagent.tools.search import GlobTool, GrepTool, rg_path
-from tests.conftest import require
-
-
-@pytest.fixture(params=["rg", "python"])
-def engine(
-    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
-) -> str:
-    """Run each test once with ripgrep and once with the fallback (PATH without rg)."""
-    if request.param == "rg":
-        require(shutil.which("rg") is not None, "ripgrep")
-    else:
-        monkeypatch.setenv("PATH", str(tmp_path_factory.mktemp("empty-path")))
-        assert rg_path() is None
-    return str(request.param)
+from nbagent.tools.search import GlobTool, GrepTool
 
 
 class Harness:

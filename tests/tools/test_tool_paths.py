@@ -8,7 +8,6 @@ says yes once, as a user would; ``screen`` is the policy's answer, as the sessio
 from __future__ import annotations
 
 import base64
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -21,25 +20,12 @@ from nbagent.tools.base import PermissionQuery, PermissionRejected, Tool, ToolCo
 from nbagent.tools.files import EditTool, ReadTool, WriteTool
 from nbagent.tools.notebook import NotebookEditTool
 from nbagent.tools.patch import ApplyPatchTool
-from nbagent.tools.search import GlobTool, GrepTool, rg_path
-from tests.conftest import require
+from nbagent.tools.search import GlobTool, GrepTool
 
 SECRET = "sk-secret-123"
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 )
-
-
-@pytest.fixture(params=["rg", "python"])
-def engine(
-    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
-) -> str:
-    if request.param == "rg":
-        require(shutil.which("rg") is not None, "ripgrep")
-    else:
-        monkeypatch.setenv("PATH", str(tmp_path_factory.mktemp("empty-path")))
-        assert rg_path() is None
-    return str(request.param)
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Literal
 
 from nbagent.core.events import Compacted, ContextReport, Event, Notice
 from nbagent.core.messages import Usage
+from nbagent.tools.notebook_live import revert_live_edits
 
 if TYPE_CHECKING:
     from nbagent.core.session import Session
@@ -188,8 +189,9 @@ async def run_command(session: Session, line: str) -> CommandOutput:
         result = session.undo() if name == "undo" else session.redo()
         if result is None:
             return CommandOutput(text=f"Nothing to {name}.")
+        cells = await revert_live_edits(session.tool_state, result.turn_id, name)
         files = ", ".join(f"`{session.display_path(p)}`" for p in result.reverted) or "no files"
-        text = f"{name.capitalize()}: {files}."
+        text = f"{name.capitalize()}: {files}." + "".join(f" {c}." for c in cells)
         if result.skipped:
             text += " Skipped: " + "; ".join(result.skipped)
         if result.shell_changed:

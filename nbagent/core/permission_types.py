@@ -23,6 +23,8 @@ class PermissionQuery(BaseModel):
     patterns: list[str]
     title: str = ""
     metadata: dict[str, Any] = Field(default_factory=dict)
+    # acceptEdits does not cover it: it always asks unless a rule allows it (deleting a notebook cell)
+    destructive: bool = False
 
 
 class Decision(BaseModel):

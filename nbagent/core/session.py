@@ -43,6 +43,7 @@ from nbagent.tools.base import (
     ToolContext,
     ToolFailure,
 )
+from nbagent.tools.notebook_live import TURN_KEY
 from nbagent.tools.shell_env import ShellOptions
 from nbagent.tools.spill import private_dir
 
@@ -288,6 +289,7 @@ class Session(SessionContext):
     async def start_turn(self, turn_id: str) -> None:
         """``begin_turn`` in a worker thread: the git status and hashing scan of the work tree (about a
         second in a repo with thousands of untracked files) does not block the event loop."""
+        self.tool_state[TURN_KEY] = turn_id  # provenance of the notebook cells the turn changes
         if self.undo_log is not None:
             await asyncio.to_thread(self.begin_turn, turn_id)
 

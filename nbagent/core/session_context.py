@@ -4,6 +4,7 @@ the model request, and context management (pruning, compaction). A mixin of ``Se
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -58,6 +59,7 @@ class SessionContext:
     estimator: Estimator
     store: SessionStore | None
     memory_files: list[Any]
+    tool_state: dict[str, Any]
     _system_prompt: str
     _tool_schemas: list[dict[str, Any]]
     _fixed: int
@@ -290,7 +292,7 @@ class SessionContext:
             api_base=self.config.api_base,
             api_key=self.api_key,
             messages=live[:split],
-            previous=self.summary,
+            previous=strip_kernel_state(self.summary),
             focus=focus,
             budget_chars=int(self.limits.usable * 0.6 / self.estimator.ratio),
             max_tokens=min(self.limits.output, self.limits.reserve),
@@ -303,6 +305,7 @@ class SessionContext:
             )
             return
         self.usage = self.usage + usage
+        summary = with_kernel_state(summary, self.tool_state)
         self.summary = summary
         self.compacted_until += split
         self.invalidate_history()
@@ -322,6 +325,28 @@ class SessionContext:
             tokens_after=self.estimate_prompt_tokens(),
             auto=auto,
         )
+
+
+KERNEL_STATE = re.compile(r"\n*<kernel-state>.*?</kernel-state>\n*", re.S)
+
+
+def with_kernel_state(summary: str, tool_state: dict[str, Any]) -> str:
+    """The summary with the live kernel's state card (variables, last error) as it is now: after a
+    compaction the model still knows what the notebook's kernel holds."""
+    from nbagent.tools.kernel import KERNEL_KEY, state_card
+
+    namespace = tool_state.get(KERNEL_KEY)
+    if namespace is None:
+        return summary
+    try:
+        card = state_card(namespace)
+    except Exception:
+        return summary
+    return f"{summary}\n\n<kernel-state>\nThe live kernel at this compaction (inspect for now):\n{card}\n</kernel-state>"
+
+
+def strip_kernel_state(summary: str | None) -> str | None:
+    return KERNEL_STATE.sub("\n", summary).strip() if summary else summary
 
 
 def _with_breakpoint(message: dict[str, Any]) -> dict[str, Any]:

@@ -9,9 +9,10 @@ from typing import Any
 
 
 def load_ipython_extension(shell: Any) -> None:
-    from nbagent.jupyter import bridge, magic
+    from nbagent.jupyter import bridge, cell_history, magic
 
     magic.register(shell)
+    cell_history.history_for(shell)  # which source each cell ran with: read marks the cells edited since
     bridge.register(shell)  # the sidebar's comm target, ready before the first cell turn
 
 

@@ -108,7 +108,10 @@ class NotebookAgent(NotebookSessions):
         except BaseException:
             clear_first_output(handle)
             raise
-        await turn
+        try:
+            await turn
+        finally:
+            self.document.cell_finished()
 
     def _check_idle(self) -> None:
         if self.session is not None and self.session.busy:
@@ -153,6 +156,7 @@ class NotebookAgent(NotebookSessions):
         # Widget clicks may arrive on another thread (JupyterLab's kernel subshells): hand them to the
         # kernel's event loop, where the session lives.
         loop = asyncio.get_event_loop()
+        from nbagent.jupyter.kernel import stop_running_code
 
         def reply(request_id: str, kind: str, feedback: str) -> None:
             with contextlib.suppress(KeyError):  # answered already (a covered request, a double click)
@@ -164,6 +168,7 @@ class NotebookAgent(NotebookSessions):
         def on_stop() -> None:
             nonlocal stopped
             stopped = True
+            stop_running_code()  # a tool holding the main thread with the user's code (notebook_run, python)
             loop.call_soon_threadsafe(session.cancel)
 
         view = None

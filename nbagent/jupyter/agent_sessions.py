@@ -31,7 +31,7 @@ from nbagent.store.notebook import (
 )
 from nbagent.tools.base import Tool
 from nbagent.tools.kernel import KERNEL_KEY
-from nbagent.tools.notebook import OPEN_KEY
+from nbagent.tools.notebook_live import FRONTEND_KEY, OPEN_KEY
 
 __all__ = ["NotebookSessions", "notebook_tools"]
 
@@ -40,10 +40,11 @@ def notebook_tools() -> list[Tool[Any]]:
     from nbagent.tools import default_tools
     from nbagent.tools.kernel import InspectTool, PythonTool
     from nbagent.tools.notebook import NotebookEditTool
+    from nbagent.tools.notebook_run import NotebookRunTool
 
     tools: list[Tool[Any]] = list(default_tools())
     names = {t.name for t in tools}
-    for extra in (NotebookEditTool(), PythonTool(), InspectTool()):
+    for extra in (NotebookEditTool(), NotebookRunTool(), PythonTool(), InspectTool()):
         if extra.name not in names:
             tools.append(extra)
     return tools
@@ -63,6 +64,16 @@ class NotebookSessions:
         # count the notebook's records, the saved ones merged with these.
         self.produced: list[CellTurn] = []
         self.store_problem = ""  # why the session store could not be opened (shown at the next turn)
+        self._document: Any = None
+
+    @property
+    def document(self) -> Any:
+        """The link to the front-end showing this kernel's notebook (one per kernel, for every session)."""
+        if self._document is None:
+            from nbagent.jupyter.document import DocumentLink
+
+            self._document = DocumentLink(self.shell, lambda: self.notebook_path)
+        return self._document
 
     @property
     def root(self) -> Path:
@@ -165,6 +176,7 @@ class NotebookSessions:
         from nbagent.jupyter.kernel import IPythonNamespace
 
         session.tool_state[KERNEL_KEY] = IPythonNamespace(self.shell)
+        session.tool_state[FRONTEND_KEY] = self.document
         if self.notebook_path is not None:
             session.tool_state[OPEN_KEY] = {self.notebook_path}
         return session

@@ -205,6 +205,10 @@ class Bridge:
 
     def _on_msg(self, comm: Any, msg: dict[str, Any]) -> None:
         data = (msg.get("content") or {}).get("data") or {}
+        if isinstance(data, dict) and data.get("type") == "cancel":
+            from nbagent.jupyter.kernel import stop_running_code
+
+            stop_running_code()  # in a subshell's thread while a tool holds the main one with user code
         if isinstance(data, dict):
             self._dispatch(comm, data)
 

@@ -1,7 +1,8 @@
 """``nbagent execute [--replay] NOTEBOOK``: run a notebook headless (nbclient), then write ``metadata.nbagent``.
 
 The kernel learns the notebook's path (``NBAGENT_NOTEBOOK``), so ``%%agent`` cells can resume and
-replay from it, and each execute request carries the cell id, as JupyterLab sends it. Permission
+replay from it, and each execute request carries the cell id, as JupyterLab sends it. The client is the
+notebook's front-end for the agent's live-document requests (:mod:`nbagent.jupyter.headless`). Permission
 prompts cannot be answered here: ``--yes`` allows them, otherwise they are denied (and the
 transcript says so); the project's own hooks run only with ``--trust-project`` or in a folder trusted
 with ``nbagent trust``. With ``--replay`` the recorded model replies drive every ``%%agent`` cell: no
@@ -99,9 +100,9 @@ def execute_notebook(
 ) -> int:
     import importlib
 
-    from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
+    from nbagent.jupyter.headless import FrontendClient
     from nbagent.store.notebook import notebook_turns, write_metadata
 
     nbformat: Any = importlib.import_module("nbformat")
@@ -125,8 +126,9 @@ def execute_notebook(
     if trust_project:
         env["NBAGENT_TRUST_PROJECT"] = "1"
     name = kernel_name or (nb.metadata.get("kernelspec") or {}).get("name") or "python3"
-    client = NotebookClient(
+    client = FrontendClient(  # the notebook's front-end for the agent (the live-document protocol)
         nb,
+        path=str(path),
         timeout=int(timeout),
         kernel_name=name,
         resources={"metadata": {"path": str(path.parent)}},
@@ -152,7 +154,7 @@ def execute_notebook(
     )
     for turn, d in divergent:
         print(
-            f"  cell {turn.index + 1} {d.tool} ({d.call_id}):\n    recorded: {d.recorded[:300]}\n    now:      {d.replayed[:300]}"
+            f"  cell {turn.index + 1} {d.tool}{f' cell {d.cell_id}' if d.cell_id else ''} ({d.call_id}):\n    recorded: {d.recorded[:300]}\n    now:      {d.replayed[:300]}"
         )
     if code == EXIT_OK and strict and divergent:
         code = EXIT_DIVERGED

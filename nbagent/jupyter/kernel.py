@@ -19,8 +19,12 @@ from collections.abc import Iterator
 from typing import Any
 
 from nbagent.tools.kernel import ExecResult, execute_into
+from nbagent.tools.kernel_exec import CellRun, Emit
 
 HIDDEN = {"In", "Out", "exit", "quit", "get_ipython", "open"}
+
+
+_running = threading.Event()  # the main thread runs the user's synchronous code for a tool
 
 
 @contextlib.contextmanager
@@ -31,13 +35,25 @@ def interruptible() -> Iterator[None]:
         yield
         return
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    _running.set()
     try:
         yield
     finally:
+        _running.clear()
         signal.signal(signal.SIGINT, previous)
 
 
-def _fignums() -> set[int]:
+def stop_running_code() -> bool:
+    """Called from another thread (a Stop click handled in a kernel subshell, while the main thread is
+    held by the user's code a tool runs): interrupt that code as a kernel interrupt would."""
+    main = threading.main_thread()
+    if not _running.is_set() or threading.current_thread() is main or main.ident is None:
+        return False
+    signal.pthread_kill(main.ident, signal.SIGINT)
+    return True
+
+
+def figure_numbers() -> set[int]:
     plt = sys.modules.get("matplotlib.pyplot")
     if plt is None:
         return set()
@@ -52,7 +68,7 @@ def _new_figures(before: set[int]) -> list[bytes]:
     if plt is None:
         return []
     images = []
-    for num in sorted(_fignums() - before):
+    for num in sorted(figure_numbers() - before):
         try:
             fig = plt.figure(num)
             buf = io.BytesIO()
@@ -76,6 +92,22 @@ class IPythonNamespace:
     def hidden(self) -> set[str]:
         return set(getattr(self.shell, "user_ns_hidden", {})) | HIDDEN
 
+    def ran_source(self, count: int, cell_id: str) -> str | None:
+        from nbagent.jupyter.cell_history import history_for
+
+        return history_for(self.shell).ran_source(count, cell_id)
+
+    async def run_cell(self, code: str, cell_id: str, emit: Emit, limit: float) -> CellRun:
+        from nbagent.jupyter.cell_history import history_for
+        from nbagent.jupyter.cell_run import run_cell
+
+        return await run_cell(self.shell, history_for(self.shell), code, cell_id, emit, limit)
+
+    def last_error(self) -> str:
+        """The last error the user's code raised in this kernel (``sys.last_value``), one line."""
+        value = getattr(sys, "last_value", None)
+        return f"{type(value).__name__}: {value}"[:300] if value is not None else ""
+
     async def execute(self, code: str) -> ExecResult:
         from IPython.utils.capture import capture_output
 
@@ -86,7 +118,7 @@ class IPythonNamespace:
             result.error = f"{type(exc).__name__}: {exc}"
             return result
         await asyncio.sleep(0.02)  # let the view show the call as running before the code holds the loop
-        before = _fignums()
+        before = figure_numbers()
         with capture_output(stdout=True, stderr=True, display=True) as captured:
             await execute_into(code, self.shell.user_ns, result, guard=interruptible)
         result.stdout, result.stderr = captured.stdout, captured.stderr

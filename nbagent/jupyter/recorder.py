@@ -197,7 +197,7 @@ def replay_notice(record: TurnRecord) -> tuple[str, str, str] | None:
         return None
     if info.divergent:
         detail = "\n\n".join(
-            f"{d.tool} ({d.call_id})\n  recorded: {d.recorded}\n  now:      {d.replayed}"
+            f"{d.tool}{f' cell {d.cell_id}' if d.cell_id else ''} ({d.call_id})\n  recorded: {d.recorded}\n  now:      {d.replayed}"
             for d in info.divergent
         )
         return (

@@ -89,7 +89,10 @@ class RulePolicy(ShellRules):
             if key == "bash":
                 return self._bash(query.patterns)
             if key in PATH_KEYS:
-                return self._decide([self._path_query(key, p) for p in query.patterns or ["."]], key)
+                parts = [self._path_query(key, p) for p in query.patterns or ["."]]
+                if query.destructive:
+                    parts = [_not_by_mode(p) for p in parts]
+                return self._decide(parts, key)
             return self._decide([self._plain(key, p) for p in query.patterns or [""]], key)
         except Exception as exc:  # a policy must answer; an unexpected input asks a person, never --yes
             return Decision(
@@ -331,6 +334,14 @@ class RulePolicy(ShellRules):
             for key in ("bash", "*"):
                 out += [p for p, a in layer.rules.get(key, ()) if a == "deny"]
         return out
+
+
+def _not_by_mode(part: Part) -> Part:
+    """A destructive change (deleting a notebook cell) asks even where acceptEdits would allow it."""
+    if part.action == "allow" and part.rule == "mode acceptEdits":
+        return Part("ask", "default: ask", f"delete in {part.label} (acceptEdits does not cover deleting)",
+                    [], False, part.label)  # fmt: skip
+    return part
 
 
 def _plain_always(key: str, subject: str) -> str:

@@ -61,7 +61,11 @@ _VOLATILE = [
     (re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?"), "<time>"),
     (re.compile(r"\b\d+(?:\.\d+)?\s?(?:s|ms|us|µs|sec|secs|seconds)\b"), "<dur>"),
     (re.compile(r"/(?:tmp|var/folders)/[^\s'\"():,]+"), "<tmp>"),
+    (re.compile(r"\bexecution_count=\d+"), "execution_count=<n>"),  # a re-run gets other counts
 ]
+# a cell's block in a notebook_run result: compared on its own in a replay
+CELL_BLOCK = re.compile(r'<cell \d+ id="([^"]*)"[^>]*>.*?</cell>', re.S)
+CELL_EXCERPT_CHARS = 600
 
 
 def normalize_output(text: str, root: Path | str | None = None) -> str:
@@ -92,6 +96,13 @@ def bound_middle(text: str, limit: int, note: str = "") -> str:
     return f"{text[:half]}\n... [{omitted:,} characters not kept in the notebook{note}] ...\n{text[-half:]}"
 
 
+class CellDigest(BaseModel):
+    """One notebook cell's part of a ``notebook_run`` result (its status and outputs)."""
+
+    sha256: str
+    excerpt: str = ""
+
+
 class ToolDigest(BaseModel):
     call_id: str
     tool: str
@@ -99,11 +110,13 @@ class ToolDigest(BaseModel):
     chars: int = 0
     sha256: str = ""  # of the normalised output (or error)
     excerpt: str = ""  # bounded, normalised: shown when a replay diverges
+    cells: dict[str, CellDigest] = Field(default_factory=dict)  # notebook_run: per cell id
 
 
 class Divergence(BaseModel):
     call_id: str
     tool: str
+    cell_id: str | None = None  # notebook_run: the cell whose outputs differ
     recorded: str  # "completed: <excerpt>" / "error: ..." / "missing"
     replayed: str
 
@@ -208,6 +221,7 @@ def tool_digests(
                     chars=len(text),
                     sha256=digest(text),
                     excerpt=scrub_bound(text, DIGEST_EXCERPT_CHARS, scrubber),
+                    cells=_cell_digests(text, scrubber) if part.tool == "notebook_run" else {},
                 )
             )
     return out
@@ -318,8 +332,36 @@ def recorded_replies(record: TurnRecord) -> list[RecordedStep]:
     return list(record.replies) or replies_from_messages(record.messages)
 
 
+def _cell_digests(text: str, scrubber: Scrubber) -> dict[str, CellDigest]:
+    return {
+        m.group(1): CellDigest(
+            sha256=digest(m.group(0)), excerpt=scrub_bound(m.group(0), CELL_EXCERPT_CHARS, scrubber)
+        )
+        for m in CELL_BLOCK.finditer(text)
+    }
+
+
+def _compare_cells(old: ToolDigest, new: ToolDigest) -> list[Divergence]:
+    """A notebook run's cells one by one: which cell's outputs differ."""
+    out = []
+    for cell_id, cell in old.cells.items():
+        now = new.cells.get(cell_id)
+        if now is None or now.sha256 != cell.sha256:
+            out.append(
+                Divergence(
+                    call_id=old.call_id,
+                    tool=old.tool,
+                    cell_id=cell_id,
+                    recorded=cell.excerpt,
+                    replayed=now.excerpt if now is not None else "(not run)",
+                )
+            )
+    return out
+
+
 def compare_results(recorded: list[ToolDigest], replayed: list[ToolDigest]) -> list[Divergence]:
-    """Tool results of a replay that differ from the recording, matched by call id (then by position)."""
+    """Tool results of a replay that differ from the recording, matched by call id (then by position);
+    a notebook run's cells are compared one by one."""
     by_id = {d.call_id: d for d in replayed}
     out = []
     for i, old in enumerate(recorded):
@@ -328,6 +370,8 @@ def compare_results(recorded: list[ToolDigest], replayed: list[ToolDigest]) -> l
             out.append(
                 Divergence(call_id=old.call_id, tool=old.tool, recorded=_show(old), replayed="(not run)")
             )
+        elif old.cells and new.status == old.status:
+            out.extend(_compare_cells(old, new))
         elif (new.status, new.sha256) != (old.status, old.sha256):
             out.append(
                 Divergence(call_id=old.call_id, tool=old.tool, recorded=_show(old), replayed=_show(new))
@@ -340,7 +384,18 @@ def _show(d: ToolDigest) -> str:
 
 
 _DROP_WHEN_EMPTY = frozenset(
-    {"title", "metadata", "attachments", "synthetic", "raw_input", "started", "ended", "reasoning", "calls"}
+    {
+        "title",
+        "metadata",
+        "attachments",
+        "synthetic",
+        "raw_input",
+        "started",
+        "ended",
+        "reasoning",
+        "calls",
+        "cells",
+    }
     | {
         "notes",
         "call_id",

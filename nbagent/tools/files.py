@@ -35,6 +35,8 @@ from nbagent.tools.file_helpers import (
     squash,
     write_text,
 )
+from nbagent.tools.notebook_live import live_cells, open_notebook, ran_source_of
+from nbagent.tools.notebook_view import MAX_IMAGE_BYTES, NB_MAX_IMAGES, NB_OUTPUT_CHARS, render_notebook
 from nbagent.tools.screening import path_patterns
 
 __all__ = [
@@ -70,9 +72,6 @@ __all__ = [
 
 DEFAULT_LIMIT = 2000  # lines per read
 MAX_READ_CHARS = 50_000  # one read returns at most this much text; the rest is read on with offset
-MAX_IMAGE_BYTES = 5 * 1024 * 1024
-NB_OUTPUT_CHARS = 2000  # per notebook output
-NB_MAX_IMAGES = 3
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
 
@@ -139,6 +138,10 @@ class ReadTool(Tool[ReadParams]):
         await ctx.ask(
             PermissionQuery(permission="read", patterns=path_patterns(ctx, path), title=f"Read {shown}")
         )
+        if path.suffix.lower() == ".ipynb":
+            live = await self._live_notebook(path, args, ctx)
+            if live is not None:
+                return live
         if not path.exists():
             raise ToolFailure(missing_file_message(path, ctx))
         if path.is_dir():
@@ -245,87 +248,33 @@ class ReadTool(Tool[ReadParams]):
             return None
         shown = ctx.display(path)
         cells: list[Any] = nb["cells"]
-        start = args.offset or 1
-        if cells and start > len(cells):
-            raise ToolFailure(
-                f"offset {start} is past the last cell of {shown}, which has {len(cells)} cells."
-            )
-        end = min(len(cells), start - 1 + (args.limit or len(cells)))
         meta = nb.get("metadata")
         info = meta.get("language_info") if isinstance(meta, dict) else None
         language = (info.get("name") if isinstance(info, dict) else None) or "python"
-        parts = [f"Notebook {shown}: {len(cells)} cells ({language}). offset/limit count cells."]
-        attachments: list[Attachment] = []
-        for index in range(start - 1, end):
-            cell = cells[index] if isinstance(cells[index], dict) else {}
-            parts.append(_render_cell(index + 1, cell, attachments, shown))
-        if end < len(cells):
-            parts.append(f"(Showing cells {start}-{end}. Use offset={end + 1} to read more.)")
+        header = f"Notebook {shown}: {len(cells)} cells ({language}). offset/limit count cells."
+        ran = ran_source_of(ctx) if open_notebook(ctx, path) is not None else None
+        text, attachments = render_notebook(cells, shown, header, args.offset, args.limit, ran)
         ctx.files.record(path)
-        output = bound_output("\n\n".join(parts), ctx, label="notebook")
+        output = bound_output(text, ctx, label="notebook")
         return ToolResult(output=output, title=shown, attachments=attachments, metadata={"cells": len(cells)})
 
-
-def _join(value: Any) -> str:
-    if isinstance(value, list):
-        return "".join(str(v) for v in value)
-    return "" if value is None else str(value)
-
-
-def _clip(text: str, limit: int = NB_OUTPUT_CHARS) -> str:
-    if len(text) <= limit:
-        return text
-    return text[:limit] + f"\n... [output truncated: {len(text) - limit} more characters]"
-
-
-def _render_cell(number: int, cell: dict[str, Any], attachments: list[Attachment], shown: str) -> str:
-    kind = cell.get("cell_type", "?")
-    head = f'<cell {number} id="{cell.get("id", "")}" type="{kind}"'
-    if kind == "code":
-        count = cell.get("execution_count")
-        head += f" execution_count={count if count is not None else 'none'}"
-    lines = [head + ">", _join(cell.get("source")).rstrip("\n")]
-    for output in cell.get("outputs") or []:
-        if isinstance(output, dict):
-            lines.append(_render_output(output, attachments, number, shown))
-    lines.append("</cell>")
-    return "\n".join(lines)
-
-
-def _render_output(output: dict[str, Any], attachments: list[Attachment], number: int, shown: str) -> str:
-    kind = output.get("output_type", "")
-    if kind == "stream":
-        return f"[{output.get('name', 'stdout')}]\n" + _clip(_join(output.get("text")).rstrip("\n"))
-    if kind == "error":
-        return f"[error] {output.get('ename', 'Error')}: {output.get('evalue', '')}"
-    data = output.get("data") or {}
-    if not isinstance(data, dict):
-        return f"[{kind}]"
-    notes = []
-    for media in ("image/png", "image/jpeg", "image/gif", "image/webp"):
-        if media in data:
-            payload = "".join(_join(data[media]).split())
-            if len(attachments) >= NB_MAX_IMAGES:
-                notes.append(f"[{media} output not attached: at most {NB_MAX_IMAGES} images per read]")
-            elif len(payload) * 3 // 4 > MAX_IMAGE_BYTES:
-                notes.append(f"[{media} output too large to attach]")
-            else:
-                attachments.append(Attachment(media_type=media, data=payload, name=f"{shown} cell {number}"))
-                notes.append(f"[{media} output attached as image {len(attachments)}]")
-            break
-    for media in ("text/plain", "text/markdown", "text/html", "application/json"):
-        if media in data:
-            value = data[media]
-            text = (
-                json.dumps(value)
-                if media == "application/json" and not isinstance(value, str)
-                else _join(value)
-            )
-            notes.append(f"[{kind} {media}]\n" + _clip(text.rstrip("\n")))
-            break
-    if not notes:
-        notes.append(f"[{kind}: {', '.join(data) or 'no data'}]")
-    return "\n".join(notes)
+    async def _live_notebook(self, path: Path, args: ReadParams, ctx: ToolContext) -> ToolResult | None:
+        """The open notebook's live document (unsaved edits included), when a front-end answers."""
+        opened = open_notebook(ctx, path)
+        doc = await opened.document() if opened is not None else None
+        if doc is None:
+            return None
+        shown = ctx.display(path)
+        cells = await live_cells(doc)
+        header = (
+            f"Notebook {shown}: {len(cells)} cells, the live document open in {doc.frontend} (unsaved edits"
+            " included). offset/limit count cells."
+        )
+        text, attachments = render_notebook(cells, shown, header, args.offset, args.limit, ran_source_of(ctx))
+        output = bound_output(text, ctx, label="notebook")
+        return ToolResult(
+            output=output, title=shown, attachments=attachments, metadata={"cells": len(cells), "live": True}
+        )
 
 
 # ---------------------------------------------------------------------------------------------- write

@@ -34,6 +34,7 @@ from nbagent.tools.kernel_summary import (
     list_variables,
     lookup,
     short_repr,
+    state_card,
     summarize,
     type_name,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "run_compiled",
     "short_repr",
     "split_last_expression",
+    "state_card",
     "summarize",
     "type_name",
 ]
@@ -176,7 +178,7 @@ class InspectTool(Tool[InspectParams]):
     async def run(self, args: InspectParams, ctx: ToolContext) -> ToolResult:
         namespace = kernel_of(ctx)
         if not args.name:
-            return ToolResult(output=list_variables(namespace), title="variables")
+            return ToolResult(output=state_card(namespace), title="kernel state")
         await ctx.ask(
             PermissionQuery(permission="inspect", patterns=[args.name], title=f"Inspect {args.name}")
         )

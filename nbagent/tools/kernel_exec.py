@@ -16,7 +16,7 @@ import io
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 
 @dataclass
@@ -33,6 +33,19 @@ class ExecResult:
     images: list[tuple[str, bytes]] = field(default_factory=list)  # (media type, bytes): figures, images
 
 
+Emit = Callable[[dict[str, Any]], None]  # one nbformat output of a running cell, as it comes
+
+
+@dataclass
+class CellRun:
+    """What running a notebook cell's code produced (``notebook_run``)."""
+
+    execution_count: int | None
+    status: Literal["ok", "error", "interrupted", "timeout"]
+    outputs: list[dict[str, Any]]  # nbformat outputs, as the cell got them (streams merged)
+    error: str = ""  # the error for the model (a traceback without our frames)
+
+
 class Namespace(Protocol):
     """The live namespace the kernel tools act on."""
 
@@ -45,6 +58,14 @@ class Namespace(Protocol):
         ...
 
     async def execute(self, code: str) -> ExecResult: ...
+
+    async def run_cell(self, code: str, cell_id: str, emit: Emit, limit: float) -> CellRun:
+        """Run a notebook cell's code; its outputs go to ``emit`` as they come."""
+        ...
+
+    def ran_source(self, count: int, cell_id: str) -> str | None:
+        """The source that ran as execution ``count`` (cell ``cell_id``), None when not known."""
+        ...
 
 
 # ---------------------------------------------------------------------------------------------- execution
@@ -107,12 +128,44 @@ class DictNamespace:
 
     def __init__(self, namespace: dict[str, Any] | None = None) -> None:
         self.namespace: dict[str, Any] = namespace if namespace is not None else {"__name__": "__main__"}
+        self.count = 0
+        self.ran: dict[str, tuple[int, str]] = {}
 
     def variables(self) -> dict[str, Any]:
         return self.namespace
 
     def hidden(self) -> set[str]:
         return {"__builtins__", "__name__"}
+
+    async def run_cell(self, code: str, cell_id: str, emit: Emit, limit: float) -> CellRun:
+        """The code runs as ``execute`` runs it; its streams, value and error become the cell's outputs."""
+        self.count += 1
+        self.ran[cell_id] = (self.count, code)
+        result = await self.execute(code)
+        outputs: list[dict[str, Any]] = []
+        for name, text in (("stdout", result.stdout), ("stderr", result.stderr)):
+            if text:
+                outputs.append({"output_type": "stream", "name": name, "text": text})
+        if result.has_result:
+            data = {"text/plain": repr(result.result)}
+            outputs.append(
+                {"output_type": "execute_result", "data": data, "metadata": {}, "execution_count": self.count}
+            )
+        if result.error:
+            name = result.error.splitlines()[-1].split(":")[0] if result.error.strip() else "Error"
+            outputs.append(
+                {"output_type": "error", "ename": name, "evalue": "", "traceback": result.error.splitlines()}
+            )
+        for output in outputs:
+            emit(output)
+        status: Literal["ok", "error", "interrupted"] = (
+            "interrupted" if result.interrupted else "error" if result.error else "ok"
+        )
+        return CellRun(self.count, status, outputs, result.error)
+
+    def ran_source(self, count: int, cell_id: str) -> str | None:
+        known = self.ran.get(cell_id)
+        return known[1] if known is not None and known[0] == count else None
 
     async def execute(self, code: str) -> ExecResult:
         result = ExecResult()

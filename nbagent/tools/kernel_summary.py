@@ -260,6 +260,15 @@ def list_variables(namespace: Namespace) -> str:
     return "\n".join(lines)
 
 
+def state_card(namespace: Namespace) -> str:
+    """The kernel's state in brief: the user's variables (names, types, shapes) and the last error."""
+    lines = [list_variables(namespace)]
+    last_error = getattr(namespace, "last_error", None)
+    error = last_error() if callable(last_error) else ""
+    lines.append(f"last error: {error}" if error else "last error: none")
+    return "\n".join(lines)
+
+
 def lookup(namespace: Namespace, name: str) -> Any:
     """Resolve a dotted name (``df``, ``model.encoder``) without evaluating code."""
     parts = name.strip().split(".")

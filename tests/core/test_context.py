@@ -132,6 +132,27 @@ async def test_manual_compact_with_focus(tmp_path: Path, serve: Serve) -> None:
     assert "<previous-summary>" in compaction_requests[1]["messages"][-1]["content"]
 
 
+async def test_compaction_keeps_the_live_kernel_state(tmp_path: Path, serve: Serve) -> None:
+    """After a compaction the model still sees the kernel's state card (variables, last error), taken
+    when it compacted, and the next compaction does not summarise the old card."""
+    from nbagent.tools.kernel import KERNEL_KEY, DictNamespace
+
+    server = serve(FunctionScript(lambda r, p: summarizer(r) if _is_compaction(r) else Reply(text="ok")))
+    session = make_session(tmp_path, server)
+    session.tool_state[KERNEL_KEY] = DictNamespace({"__name__": "__main__", "sales": [1, 2, 3]})
+    await collect(session, GOAL)
+    (compacted,) = [e async for e in session.compact()]
+    assert isinstance(compacted, Compacted)
+    assert "<kernel-state>" in compacted.summary and "sales: list" in compacted.summary
+    await collect(session, "next")
+    first_user = server.requests[-1].body["messages"][1]["content"]
+    assert "sales: list" in first_user and "last error: none" in first_user
+    await collect(session, "more")
+    [e async for e in session.compact()]
+    second = [r.body for r in server.requests if _is_compaction(r.body)][1]["messages"][-1]["content"]
+    assert "<previous-summary>" in second and "<kernel-state>" not in second
+
+
 async def test_anthropic_requests_carry_cache_breakpoints(tmp_path: Path, serve: Serve) -> None:
     (tmp_path / "a.txt").write_text("hello\n")
     server = serve(

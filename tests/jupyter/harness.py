@@ -160,9 +160,25 @@ class Kernel:
     def send_comm(self, comm_id: str, data: dict[str, Any]) -> None:
         self.kc.shell_channel.send(self.kc.session.msg("comm_msg", {"comm_id": comm_id, "data": data}))
 
-    def click(self, comm_id: str) -> None:
-        """What the frontend sends when a Button is clicked."""
-        self.send_comm(comm_id, {"method": "custom", "content": {"event": "click"}})
+    def click(self, comm_id: str, subshell: str | None = None) -> None:
+        """What the frontend sends when a Button is clicked (over a kernel subshell, as JupyterLab 4.4+
+        sends comm messages, when ``subshell`` is given)."""
+        msg = self.kc.session.msg(
+            "comm_msg", {"comm_id": comm_id, "data": {"method": "custom", "content": {"event": "click"}}}
+        )
+        if subshell is not None:
+            msg["header"]["subshell_id"] = subshell
+        self.kc.shell_channel.send(msg)
+
+    def create_subshell(self) -> str:
+        """A kernel subshell (ipykernel 7): its own thread, where comm messages are handled while the
+        main thread is busy."""
+        msg = self.kc.session.msg("create_subshell_request", {})
+        self.kc.control_channel.send(msg)
+        while True:
+            reply = self.kc.control_channel.get_msg(timeout=10)
+            if reply["parent_header"].get("msg_id") == msg["header"]["msg_id"]:
+                return str(reply["content"]["subshell_id"])
 
     def set_state(self, comm_id: str, state: dict[str, Any]) -> None:
         """A state update sent at once (as a frontend would with nothing in flight)."""

@@ -12,7 +12,7 @@ import pytest
 from nbagent.core.events import DiffProduced, Event
 from nbagent.tools.base import PermissionQuery, ToolContext, ToolFailure
 from nbagent.tools.files import ReadParams, ReadTool
-from nbagent.tools.notebook import FRONTEND_KEY, OPEN_KEY, NotebookEdit, NotebookEditParams, NotebookEditTool
+from nbagent.tools.notebook import OPEN_KEY, NotebookEditParams, NotebookEditTool
 
 
 def make_notebook(path: Path, minor: int = 5) -> None:
@@ -153,30 +153,6 @@ async def test_refuses_the_notebook_open_in_the_editor(tmp_path: Path) -> None:
     with pytest.raises(ToolFailure, match="open in the notebook editor"):
         await h.edit(notebook_path=str(nbp), cell_id="code1", new_source="x = 9")
     assert nbp.read_text() == before
-
-
-async def test_a_live_frontend_gets_the_edit_instead_of_the_file(tmp_path: Path) -> None:
-    nbp = tmp_path / "live.ipynb"
-    make_notebook(nbp)
-    before = nbp.read_text()
-    applied: list[NotebookEdit] = []
-
-    class Frontend:
-        def is_open(self, path: Path) -> bool:
-            return path == nbp
-
-        async def apply(self, edit: NotebookEdit) -> str:
-            applied.append(edit)
-            return "applied in the open document"
-
-    h = Harness(tmp_path)
-    h.ctx.state[FRONTEND_KEY] = Frontend()
-    h.ctx.state[OPEN_KEY] = {nbp}
-    await h.read(nbp)
-    out = await h.edit(notebook_path=str(nbp), cell_id="code1", new_source="x = 9")
-    assert out == "applied in the open document"
-    assert applied[0].cell_id == "code1" and applied[0].new_source == "x = 9"
-    assert nbp.read_text() == before  # never both
 
 
 async def test_not_a_notebook(tmp_path: Path) -> None:

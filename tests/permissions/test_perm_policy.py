@@ -11,6 +11,7 @@ import pytest
 
 from nbagent.core.config import Config, load_config
 from nbagent.core.errors import ConfigError
+from nbagent.core.permission_types import PermissionQuery
 from nbagent.permissions.policy import RulePolicy
 
 Make = Callable[..., Any]
@@ -275,6 +276,21 @@ def test_accept_edits_mode(decide: Make) -> None:
     assert check("edit", ".env").action == "ask"
     assert check("bash", "npm install").action == "ask"
     assert decide({"edit": {"src/**": "deny"}}, mode="acceptEdits")("edit", "src/pkg/a.py").action == "deny"
+
+
+def test_deleting_a_notebook_cell_asks_even_in_accept_edits(decide: Make) -> None:
+    check = decide(mode="acceptEdits")
+    policy = check.policy  # type: ignore[attr-defined]
+    delete = PermissionQuery(permission="edit", patterns=["nb.ipynb"], destructive=True)
+    replace = PermissionQuery(permission="edit", patterns=["nb.ipynb"])
+    assert policy.evaluate(replace).action == "allow"
+    asked = policy.evaluate(delete)
+    assert asked.action == "ask" and "acceptEdits does not cover deleting" in asked.reason
+    # a rule the user wrote still decides, and plan mode still denies
+    assert (
+        decide({"edit": {"*.ipynb": "allow"}}, mode="acceptEdits").policy.evaluate(delete).action == "allow"
+    )  # type: ignore[attr-defined]
+    assert decide(mode="plan").policy.evaluate(delete).action == "deny"  # type: ignore[attr-defined]
 
 
 def test_plan_mode_is_read_only(decide: Make) -> None:

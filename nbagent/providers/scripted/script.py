@@ -58,6 +58,12 @@ def tool_results(request: dict[str, Any]) -> list[str]:
             continue
         if message.get("role") == "user" and isinstance(content, list):
             blocks = [b for b in content if isinstance(b, dict) and b.get("type") == "tool_result"]
+            if (
+                not blocks
+                and not out
+                and any(isinstance(b, dict) and b.get("type") == "image_url" for b in content)
+            ):
+                continue  # the images of the tool results (OpenAI's tool messages carry no images)
             out.extend(_text(b.get("content")) for b in reversed(blocks))
         break
     return out[::-1]

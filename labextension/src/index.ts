@@ -1,5 +1,7 @@
 /**
- * nbagent's JupyterLab extension: a sidebar chat with the agent of the active notebook's kernel.
+ * nbagent's JupyterLab extension: a sidebar chat with the agent of the active notebook's kernel
+ * (JupyterLab), and the live document the agent edits (comm target "nbagent.notebook") with the
+ * provenance marker on the cells it wrote (JupyterLab and Notebook 7).
  */
 import { ILabShell, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
@@ -8,6 +10,8 @@ import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { Contents } from '@jupyterlab/services';
 import { LabIcon } from '@jupyterlab/ui-components';
 import { NotebookChat, NotebookHost, turnCellsOf } from './chat';
+import { DocumentCommHandler, Frontend } from './document';
+import { ProvenanceMarker } from './marker';
 import { ChatPanel, FileAccess } from './panel';
 
 const ICON_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" width="16" height="16">
@@ -66,15 +70,18 @@ const plugin: JupyterFrontEndPlugin<void> = {
   id: 'nbagent:sidebar',
   description: "A sidebar chat with nbagent, the coding agent in the active notebook's kernel.",
   autoStart: true,
-  requires: [ILabShell, INotebookTracker],
-  optional: [IRenderMimeRegistry, ICommandPalette],
+  requires: [INotebookTracker],
+  optional: [ILabShell, IRenderMimeRegistry, ICommandPalette],
   activate: (
     app: JupyterFrontEnd,
-    shell: ILabShell,
     tracker: INotebookTracker,
+    shell: ILabShell | null,
     rendermime: IRenderMimeRegistry | null,
     palette: ICommandPalette | null
   ) => {
+    if (!shell) {
+      return; // Notebook 7: no lab shell, no sidebar (the document plugin below still runs)
+    }
     const contents = app.serviceManager.contents;
     const chats = new Map<NotebookPanel, NotebookChat>();
     const folder = () => dirname(tracker.currentWidget?.context.path ?? '');
@@ -137,4 +144,29 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default plugin;
+/** The live document and the provenance marker, in JupyterLab 4 and Notebook 7. */
+const documentPlugin: JupyterFrontEndPlugin<void> = {
+  id: 'nbagent:document',
+  description: 'Lets nbagent in the kernel read and edit the open notebook; marks the cells it wrote.',
+  autoStart: true,
+  requires: [INotebookTracker],
+  optional: [ILabShell],
+  activate: (app: JupyterFrontEnd, tracker: INotebookTracker, labShell: ILabShell | null) => {
+    const frontend: Frontend = !labShell || app.name === 'Jupyter Notebook' ? 'notebook7' : 'jupyterlab';
+    // one handler per document (its views share the kernel connection, which holds one callback
+    // per target), one marker per view
+    const handlers = new Map<NotebookPanel['context'], DocumentCommHandler>();
+    const attach = (panel: NotebookPanel) => {
+      const context = panel.context;
+      if (!handlers.has(context)) {
+        handlers.set(context, new DocumentCommHandler(context, frontend));
+        context.disposed.connect(() => handlers.delete(context));
+      }
+      new ProvenanceMarker(panel);
+    };
+    tracker.forEach(attach);
+    tracker.widgetAdded.connect((_, panel) => attach(panel));
+  }
+};
+
+export default [plugin, documentPlugin];

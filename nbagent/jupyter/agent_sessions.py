@@ -72,7 +72,7 @@ class NotebookSessions:
         if self._document is None:
             from nbagent.jupyter.document import DocumentLink
 
-            self._document = DocumentLink(self.shell, lambda: self.notebook_path)
+            self._document = DocumentLink(self.shell, lambda: self.notebook_path, self.attach)
         return self._document
 
     @property

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from nbagent.tools.base import ToolFailure
+from nbagent.tools.notebook_live import same_path
 
 TARGET = "nbagent.notebook"
 PROTOCOL = 1
@@ -81,9 +82,12 @@ class Frontend:
 class DocumentLink:
     """The comm with the front-ends of this kernel's notebook (the tools' ``OpenNotebook``)."""
 
-    def __init__(self, shell: Any, notebook: Callable[[], Path | None]) -> None:
+    def __init__(
+        self, shell: Any, notebook: Callable[[], Path | None], attach: Callable[[Path], None] | None = None
+    ) -> None:
         self.shell = shell
         self._notebook = notebook
+        self._attach = attach  # told the notebook's path when the kernel did not know it
         self._comm: Any = None
         self._frontend: Frontend | None = None
         self._ready: asyncio.Future[Frontend] | None = None
@@ -95,9 +99,12 @@ class DocumentLink:
 
     # -- OpenNotebook -------------------------------------------------------------------------
 
-    def is_open(self, path: Path) -> bool:
+    async def is_open(self, path: Path) -> bool:
         mine = self._notebook()
-        return mine is not None and path.resolve() == mine.resolve()
+        if mine is None and path.suffix.lower() == ".ipynb":
+            await self.document()  # the kernel does not know its notebook: its front-end says (ready)
+            mine = self._notebook()
+        return mine is not None and same_path(path, mine)
 
     @property
     def mode(self) -> str:
@@ -217,6 +224,19 @@ class DocumentLink:
         else:
             loop.call_soon_threadsafe(fn, *args)
 
+    def _learn(self, shown: str) -> None:
+        """The front-end's path for the notebook (JupyterLab's is relative to the server's root; the
+        kernel runs in the notebook's folder) -> the kernel's notebook, when it did not know it."""
+        if self._attach is None or self._notebook() is not None or not shown.endswith(".ipynb"):
+            return
+        given = Path(shown).expanduser()
+        options = [given] if given.is_absolute() else [Path.cwd() / given, Path.cwd() / given.name]
+        for option in options:
+            if option.is_file():
+                with contextlib.suppress(Exception):
+                    self._attach(option)
+                return
+
     def _handle(self, data: dict[str, Any]) -> None:
         kind = data.get("type")
         if kind == "ready":
@@ -228,6 +248,7 @@ class DocumentLink:
                     str(data.get("path") or ""),
                 )
                 self._missed_at = 0.0
+                self._learn(self._frontend.path)
             if self._ready is not None and not self._ready.done():
                 self._ready.set_result(self._frontend)
         elif kind == "reply":

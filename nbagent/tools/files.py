@@ -35,7 +35,7 @@ from nbagent.tools.file_helpers import (
     squash,
     write_text,
 )
-from nbagent.tools.notebook_live import live_cells, open_notebook, ran_source_of
+from nbagent.tools.notebook_live import OpenNotebook, live_cells, open_notebook, ran_source_of
 from nbagent.tools.notebook_view import MAX_IMAGE_BYTES, NB_MAX_IMAGES, NB_OUTPUT_CHARS, render_notebook
 from nbagent.tools.screening import path_patterns
 
@@ -138,8 +138,10 @@ class ReadTool(Tool[ReadParams]):
         await ctx.ask(
             PermissionQuery(permission="read", patterns=path_patterns(ctx, path), title=f"Read {shown}")
         )
+        opened = None
         if path.suffix.lower() == ".ipynb":
-            live = await self._live_notebook(path, args, ctx)
+            opened = await open_notebook(ctx, path)
+            live = await self._live_notebook(opened, path, args, ctx) if opened is not None else None
             if live is not None:
                 return live
         if not path.exists():
@@ -163,7 +165,7 @@ class ReadTool(Tool[ReadParams]):
                 "Inspect it with bash (e.g. `file`, `xxd | head`) if you need to."
             )
         if path.suffix.lower() == ".ipynb":
-            result = self._notebook(path, args, ctx)
+            result = self._notebook(path, args, ctx, ran_source_of(ctx) if opened is not None else None)
             if result is not None:
                 return result
         if not head:
@@ -238,7 +240,7 @@ class ReadTool(Tool[ReadParams]):
             metadata={"media_type": media, "bytes": size},
         )
 
-    def _notebook(self, path: Path, args: ReadParams, ctx: ToolContext) -> ToolResult | None:
+    def _notebook(self, path: Path, args: ReadParams, ctx: ToolContext, ran: Any) -> ToolResult | None:
         """The cells of a notebook with their outputs; ``None`` if the file is not notebook JSON."""
         try:
             nb = json.loads(path.read_text(encoding="utf-8", errors="replace"))
@@ -252,16 +254,16 @@ class ReadTool(Tool[ReadParams]):
         info = meta.get("language_info") if isinstance(meta, dict) else None
         language = (info.get("name") if isinstance(info, dict) else None) or "python"
         header = f"Notebook {shown}: {len(cells)} cells ({language}). offset/limit count cells."
-        ran = ran_source_of(ctx) if open_notebook(ctx, path) is not None else None
         text, attachments = render_notebook(cells, shown, header, args.offset, args.limit, ran)
         ctx.files.record(path)
         output = bound_output(text, ctx, label="notebook")
         return ToolResult(output=output, title=shown, attachments=attachments, metadata={"cells": len(cells)})
 
-    async def _live_notebook(self, path: Path, args: ReadParams, ctx: ToolContext) -> ToolResult | None:
+    async def _live_notebook(
+        self, opened: OpenNotebook, path: Path, args: ReadParams, ctx: ToolContext
+    ) -> ToolResult | None:
         """The open notebook's live document (unsaved edits included), when a front-end answers."""
-        opened = open_notebook(ctx, path)
-        doc = await opened.document() if opened is not None else None
+        doc = await opened.document()
         if doc is None:
             return None
         shown = ctx.display(path)

@@ -356,7 +356,7 @@ class NotebookEditTool(Tool[NotebookEditParams]):
         if path.suffix.lower() != ".ipynb":
             raise ToolFailure(f"{shown} is not a notebook (.ipynb). Use edit or write for other files.")
         edit = NotebookEdit(path, args.cell_id, args.new_source, args.cell_type, args.edit_mode)
-        opened = open_notebook(ctx, path)
+        opened = await open_notebook(ctx, path)
         if opened is not None:
             doc = await opened.document()
             if doc is None:

@@ -44,8 +44,9 @@ class LiveDocument(Protocol):
 class OpenNotebook(Protocol):
     """The notebook this kernel runs in, and the front-end that shows it."""
 
-    def is_open(self, path: Path) -> bool:
-        """``path`` is the notebook open in the editor (the kernel's own)."""
+    async def is_open(self, path: Path) -> bool:
+        """``path`` is the notebook open in the editor (the kernel's own; when the kernel does not know
+        which that is, the front-end that answers says)."""
         ...
 
     async def document(self) -> LiveDocument | None:
@@ -58,20 +59,24 @@ class OpenNotebook(Protocol):
         ...
 
 
-def open_notebook(ctx: ToolContext, path: Path) -> OpenNotebook | None:
+async def open_notebook(ctx: ToolContext, path: Path) -> OpenNotebook | None:
     """The :class:`OpenNotebook` when ``path`` is the notebook open in the editor, else None."""
     frontend: OpenNotebook | None = ctx.state.get(FRONTEND_KEY)
-    if frontend is not None and frontend.is_open(path):
+    if frontend is not None and await frontend.is_open(path):
         return frontend
-    if path.resolve() in {Path(p).resolve() for p in ctx.state.get(OPEN_KEY, ())}:
+    if any(same_path(path, Path(p)) for p in ctx.state.get(OPEN_KEY, ())):
         return _NoFrontend()
     return None
+
+
+def same_path(a: Path, b: Path) -> bool:
+    return a.resolve() == b.resolve()
 
 
 class _NoFrontend:
     """The kernel's notebook is open in an editor nbagent cannot reach (a front-end without the seam)."""
 
-    def is_open(self, path: Path) -> bool:
+    async def is_open(self, path: Path) -> bool:
         return True
 
     async def document(self) -> LiveDocument | None:

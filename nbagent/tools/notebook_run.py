@@ -81,7 +81,7 @@ class NotebookRunTool(Tool[NotebookRunParams]):
         namespace = kernel_of(ctx)
         path = ctx.resolve(args.notebook_path)
         shown = ctx.display(path)
-        opened = open_notebook(ctx, path)
+        opened = await open_notebook(ctx, path)
         if opened is None:
             raise ToolFailure(
                 f"{shown} is not the notebook this kernel runs, and notebook_run runs cells of that one only"

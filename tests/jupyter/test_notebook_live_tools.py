@@ -50,7 +50,7 @@ class Open:
         self.path = path
         self.doc = document
 
-    def is_open(self, path: Path) -> bool:
+    async def is_open(self, path: Path) -> bool:
         return path.resolve() == self.path.resolve()
 
     async def document(self) -> Document:

@@ -38,8 +38,32 @@ class RetryConfig(_Strict):
 
 
 class ModelLimits(_Strict):
+    """One model's settings (``"models": {"openai/backup": {...}}``)."""
+
     context: int | None = Field(None, gt=0, description="Context window in tokens.")
     output: int | None = Field(None, gt=0, description="Maximum output tokens.")
+    api_base: str | None = Field(
+        None, description="This model's endpoint (overrides the top-level api_base)."
+    )
+    api_key_env: str | None = Field(
+        None,
+        description="Environment variable holding this model's API key (the key itself is never written).",
+    )
+    tools: Literal["auto", "native", "text"] = Field(
+        "auto",
+        description="How the model calls tools: native tool calling, or a text protocol written in its replies"
+        " (models without tool support); auto switches to text when the server rejects tools.",
+    )
+
+
+class BudgetConfig(_Strict):
+    """Spending limits: a warning when one is near, a clear stop when it is reached."""
+
+    session_cost: float | None = Field(None, gt=0, description="USD per session (where prices are known).")
+    session_tokens: int | None = Field(None, gt=0, description="Tokens (input + output) per session.")
+    daily_cost: float | None = Field(None, gt=0, description="USD per day, all sessions of this user.")
+    daily_tokens: int | None = Field(None, gt=0, description="Tokens per day, all sessions of this user.")
+    warn_at: float = Field(0.8, gt=0, le=1, description="Warn when this fraction of a budget is spent.")
 
 
 class ContextConfig(_Strict):
@@ -79,7 +103,21 @@ class Config(_Strict):
     )
     max_steps: int = Field(100, ge=1, description="Model steps per turn before the loop stops.")
     retry: RetryConfig = Field(default_factory=RetryConfig)
-    models: dict[str, ModelLimits] = Field(default_factory=dict, description="Per-model limit overrides.")
+    models: dict[str, ModelLimits] = Field(
+        default_factory=dict, description="Per-model settings: limits, endpoint, key variable, tool protocol."
+    )
+    fallback: list[str] = Field(
+        default_factory=list,
+        description="Models to continue the same turn on, in order, when the current one hits a usage limit,"
+        " a quota, a sustained rate limit, an overload or an outage that retries did not clear.",
+    )
+    fallback_cooldown: float = Field(
+        900.0,
+        ge=0,
+        description="Seconds before switching back to the first model after a failover (a reset time the"
+        " provider gives wins).",
+    )
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
     mode: Mode = "default"
     store: str | None = Field(
         None, description="Path of the session store (SQLite); default: the user data dir."

@@ -143,6 +143,28 @@ class Retrying(_Event):
     discard_message_id: str = ""  # the partial assistant message front-ends should drop
 
 
+class ModelSwitched(_Event):
+    """The session goes on with another model: a failover, the switch back after its cool-down, or
+    the user's ``/model``. The prompt cache starts over on the new model."""
+
+    type: Literal["model_switched"] = "model_switched"
+    from_model: str
+    to_model: str
+    reason: Literal["failover", "switch_back", "user"]
+    message: str  # for the user: "anthropic/claude-sonnet-4-5: usage limit hit; continuing on openai/gpt-5"
+
+
+class BudgetStatus(_Event):
+    """A spending budget is near (``warning``) or reached (``stop``: the turn ends)."""
+
+    type: Literal["budget"] = "budget"
+    level: Literal["warning", "stop"]
+    budget: Literal["session_cost", "session_tokens", "daily_cost", "daily_tokens"]
+    spent: float
+    limit: float
+    message: str  # names the budget and how to raise it
+
+
 class Notice(_Event):
     type: Literal["notice"] = "notice"
     level: Literal["info", "warning"] = "info"
@@ -206,6 +228,8 @@ Event = Annotated[
     | DiffProduced
     | UsageUpdated
     | Retrying
+    | ModelSwitched
+    | BudgetStatus
     | Notice
     | Compacted
     | ContextReport

@@ -34,6 +34,15 @@ class CellTimeout(BaseException):
     """The cell ran past its timeout."""
 
 
+class _Interrupted(Exception):
+    """A ``KeyboardInterrupt`` in the cell's code, carried out of the task that runs it: asyncio lets a
+    ``KeyboardInterrupt`` raised in a task escape the event loop, which would end the kernel."""
+
+    def __init__(self, interrupt: KeyboardInterrupt) -> None:
+        super().__init__("interrupted")
+        self.interrupt = interrupt
+
+
 class _Outputs:
     """The cell's outputs: sent to the front-end as they come, merged and kept for the model."""
 
@@ -112,7 +121,17 @@ class _Writer(io.TextIOBase):
 def _publisher(shell: Any, outputs: _Outputs) -> Any:
     from IPython.core.displaypub import DisplayPublisher
 
+    kernels = shell.display_pub  # ipykernel's, back in place when the cell ends
+
     class Publisher(DisplayPublisher):
+        def set_parent(self, parent: Any) -> None:
+            # ipykernel sets the parent of every shell message it handles meanwhile (a Stop click, a
+            # comm reply, on a subshell's thread) on the shell's display publisher: without this
+            # method that message would fail, and the click would be lost.
+            setter = getattr(kernels, "set_parent", None)
+            if callable(setter):
+                setter(parent)
+
         def publish(self, data: Any, metadata: Any = None, *args: Any, **kwargs: Any) -> None:
             if kwargs.get("update"):
                 return  # an update of an earlier display: not in this cell
@@ -226,9 +245,9 @@ async def run_cell(
                     "execution_count": count,
                 }
             )
-    except KeyboardInterrupt as exc:
+    except (KeyboardInterrupt, _Interrupted) as exc:
         status, error = "interrupted", "KeyboardInterrupt: the cell was interrupted."
-        outputs.add(_error_output(shell, exc))
+        outputs.add(_error_output(shell, exc.interrupt if isinstance(exc, _Interrupted) else exc))
     except (CellTimeout, TimeoutError):
         status, error = "timeout", f"The cell did not finish within {limit:g} s and was stopped."
         outputs.add({"output_type": "stream", "name": "stderr", "text": f"[nbagent] {error}\n"})
@@ -246,5 +265,8 @@ async def _evaluate(body: Any, expr: Any, namespace: dict[str, Any], deadline: f
     def guard() -> contextlib.AbstractContextManager[None]:
         return _guard(deadline)
 
-    await run_compiled(body, namespace, guard)
-    return await run_compiled(expr, namespace, guard) if expr is not None else None
+    try:
+        await run_compiled(body, namespace, guard)
+        return await run_compiled(expr, namespace, guard) if expr is not None else None
+    except KeyboardInterrupt as exc:  # (this runs in wait_for's own task)
+        raise _Interrupted(exc) from None

@@ -160,6 +160,19 @@ class PermissionPrompt:
         return [self.once, self.always, self.deny, self.feedback, self.question, self.widget]
 
 
+def _clicks_where_sent(button: w.Button) -> None:
+    """Handle the button's clicks on the kernel subshell the front-end sent them to.
+
+    ipykernel (7.4) routes a front-end message on a comm to the subshell the comm last published from
+    (for replies awaited in a cell): the turn's widgets were made by the ``%%agent`` cell, so a click
+    would queue behind the main shell, which user code a tool runs (notebook_run, python) may hold for
+    minutes. Stop must get through then: it is handled where JupyterLab sent it (a subshell's thread).
+    """
+    comm = getattr(button, "comm", None)
+    if comm is not None and hasattr(comm, "_reply_subshell_for"):
+        comm._reply_subshell_for = lambda _data, default: default
+
+
 class TurnView:
     def __init__(
         self,
@@ -188,6 +201,7 @@ class TurnView:
         self.stop = w.Button(description="Stop", button_style="warning", icon="stop", tooltip="Stop the turn")
         self.stop.layout = w.Layout(width="auto")
         self.stop.on_click(lambda _b: self._stop(on_stop))
+        _clicks_where_sent(self.stop)
         header = [w.HTML(f"<div style='color:#ef6c00'>{note}</div>")] if note else []
         self.widget = w.VBox([*header, self.body, w.HBox([self.footer, self.stop])])
         self._closed = False

@@ -1,5 +1,6 @@
-"""A real ``jupyter lab`` on 127.0.0.1 (random port, token auth, temporary root and config) with the built
-nbagent extension, and Debian's Chromium driven by Playwright (never a downloaded browser).
+"""A real ``jupyter lab`` (or Notebook 7: ``app="notebook"``) on 127.0.0.1 (random port, token auth,
+temporary root and config) with the built nbagent extension, and Debian's Chromium driven by Playwright
+(never a downloaded browser).
 
 Prerequisites come from ``scripts/bootstrap``: the ``chromium`` package and the built extension
 (``scripts/build-labextension``). Without them the tests skip, except under CI, where they fail.
@@ -96,8 +97,11 @@ class Lab:
     root: Path
     process: subprocess.Popen[bytes]
     log: Path
+    app: str = "lab"  # "lab" (JupyterLab 4) or "notebook" (Notebook 7)
 
     def page_url(self, path: str) -> str:
+        if self.app == "notebook":
+            return f"{self.url}/notebooks/{path}?token={self.token}"
         return f"{self.url}/lab/tree/{path}?token={self.token}"
 
     def api(self, path: str, method: str = "GET") -> Any:
@@ -112,9 +116,10 @@ class Lab:
         return json.loads(body) if body else None
 
 
-def start_lab(base: Path, root: Path, env_extra: dict[str, str]) -> Lab:
-    """``jupyter lab`` with its own config, data and runtime folders; the extension and a python3
-    kernelspec (this interpreter) come first on JUPYTER_PATH; the announcements popup is off."""
+def start_lab(base: Path, root: Path, env_extra: dict[str, str], app: str = "lab") -> Lab:
+    """``jupyter lab`` (``app="notebook"``: Notebook 7) with its own config, data and runtime folders;
+    the extension and a python3 kernelspec (this interpreter) come first on JUPYTER_PATH; the
+    announcements popup is off."""
     config, data, runtime, share = (base / n for n in ("config", "data", "runtime", "share"))
     for d in (config / "labconfig", data, runtime, share / "labextensions", share / "kernels" / "python3"):
         d.mkdir(parents=True, exist_ok=True)
@@ -148,33 +153,38 @@ def start_lab(base: Path, root: Path, env_extra: dict[str, str]) -> Lab:
     args = [
         sys.executable,
         "-m",
-        "jupyterlab",
+        "notebook" if app == "notebook" else "jupyterlab",
         "--no-browser",
         "--ip=127.0.0.1",
         f"--port={port}",
         "--port-retries=0",
         f"--IdentityProvider.token={token}",
         f"--ServerApp.root_dir={root}",
-        f"--LabApp.workspaces_dir={base / 'workspaces'}",
-        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-        "--LabApp.news_url=",
     ]
+    if app == "notebook":
+        args.append(f"--JupyterNotebookApp.workspaces_dir={base / 'workspaces'}")
+    else:
+        args += [
+            f"--LabApp.workspaces_dir={base / 'workspaces'}",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            "--LabApp.news_url=",
+        ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         args.append("--allow-root")
-    log = base / "jupyter-lab.log"
+    log = base / f"jupyter-{app}.log"
     process = subprocess.Popen(args, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=root)
-    lab = Lab(f"http://127.0.0.1:{port}", token, root, process, log)
+    lab = Lab(f"http://127.0.0.1:{port}", token, root, process, log, app)
     deadline = time.time() + 60
     while time.time() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"jupyter lab exited:\n{log.read_text()[-4000:]}")
+            raise RuntimeError(f"jupyter {app} exited:\n{log.read_text()[-4000:]}")
         try:
             lab.api("/api/status")
             return lab
         except OSError:
             time.sleep(0.2)
     process.terminate()
-    raise RuntimeError(f"jupyter lab did not start in 60s:\n{log.read_text()[-4000:]}")
+    raise RuntimeError(f"jupyter {app} did not start in 60s:\n{log.read_text()[-4000:]}")
 
 
 def stop_lab(lab: Lab) -> None:
@@ -211,13 +221,13 @@ def artifacts() -> Path:
 def lab_factory(tmp_path: Path) -> Iterator[Any]:
     labs: list[Lab] = []
 
-    def make(files: dict[str, str | dict[str, Any]], env: dict[str, str]) -> Lab:
+    def make(files: dict[str, str | dict[str, Any]], env: dict[str, str], app: str = "lab") -> Lab:
         root = tmp_path / "work"
         root.mkdir(exist_ok=True)
         for name, content in files.items():
             text = content if isinstance(content, str) else json.dumps(content, indent=1)
             (root / name).write_text(text)
-        lab = start_lab(tmp_path / "lab", root, env)
+        lab = start_lab(tmp_path / app, root, env, app)
         labs.append(lab)
         return lab
 
@@ -225,4 +235,4 @@ def lab_factory(tmp_path: Path) -> Iterator[Any]:
     for lab in labs:
         stop_lab(lab)
         if os.environ.get("NBAGENT_E2E_KEEP_LOG"):
-            shutil.copy(lab.log, ARTIFACTS / "jupyter-lab.log")
+            shutil.copy(lab.log, ARTIFACTS / lab.log.name)

@@ -11,6 +11,10 @@ and Notebook 7, a real kernel, the scripted model over HTTP.
   seconds (KeyboardInterrupt in the cell's output, the ``%%agent`` cell finishes); then the same with
   JupyterLab's own kernel interrupt button.
 - Notebook 7: the same fix flow, through the extension's document plugin there.
+- The JupyterLab sidebar: the same fix asked in the sidebar's chat (no ``%%agent`` cell); the user allows
+  each edit and the run in the sidebar's permission prompts; the same tools act on the live document with
+  the same results, the sidebar shows the tool cards and the answer, and the turn is recorded into the
+  notebook as a ``%%agent`` cell.
 Screenshots go to test-artifacts/e2e/.
 """
 
@@ -384,6 +388,116 @@ def test_agent_fixes_the_open_notebook_in_notebook7(browser: Any, lab_factory: A
     except BaseException:
         if page is not None:
             page.screenshot(path=str(artifacts / "live-nb7-failure.png"))
+        raise
+    finally:
+        server.stop()
+
+
+SIDEBAR_TASK = "fix the failing cell and re-run the analysis"
+
+
+def test_sidebar_turn_uses_the_same_tools(browser: Any, lab_factory: Any, artifacts: Path) -> None:
+    """A sidebar turn uses the same tools, with the same results: the user runs the cells (the last one
+    fails), asks the sidebar to fix it and allows each step there; the agent reads the live document,
+    replaces the failing cell, inserts a plot after it and runs both."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=TIMEOUT_MS)
+    seen: dict[str, Any] = {}
+    server = ScriptedModelServer(fix_script(seen)).start()
+    page = None
+    try:
+        lab = lab_factory(
+            {
+                NB: named_notebook(
+                    {
+                        "load": "%load_ext nbagent",
+                        "data": "import numpy as np\nvalues = np.arange(5)",
+                        "bad": BROKEN,
+                    }
+                )
+            },
+            {"NBAGENT_MODEL": "openai/scripted", "NBAGENT_API_BASE": server.openai_base},
+        )
+        page, cells, errors = _open(browser, lab, expect)
+        shot = _shooter(page, artifacts, "live-sidebar")
+        page.locator(".jp-SideBar.jp-mod-right li[data-id='nbagent-sidebar']").click()
+        panel = page.locator("#nbagent-sidebar")
+        expect(panel).to_be_visible()
+
+        # the user runs the cells in the browser: the last one fails; the sidebar connects
+        expect(cells).to_have_count(3)
+        _load(page, cells, expect)
+        expect(panel).to_have_attribute("data-link", "connected")
+        _run(page, cells, 1)
+        expect(_prompt(cells, 1)).to_have_text(COUNT)
+        _run(page, cells, 2)
+        expect(cells.nth(2).locator(".jp-OutputArea")).to_contain_text("NameError")
+
+        # the task, typed into the sidebar; each edit and the run are allowed in its permission prompts
+        started = time.perf_counter()
+        prompt = panel.locator(".nba-prompt")
+        prompt.click()
+        prompt.fill(SIDEBAR_TASK)
+        prompt.press("Enter")
+        expect(panel.locator(".nba-user").first).to_contain_text(SIDEBAR_TASK)
+        for index, title in enumerate(("Replace", "Insert", "Run 2 cells")):
+            ask = panel.locator(".nba-permission").nth(index)
+            expect(ask.locator(".nba-permission-title")).to_contain_text(title)
+            if index == 0:
+                shot("permission")
+            ask.locator(".nba-allow-once").click()
+            expect(ask.locator(".nba-permission-answer")).to_contain_text("allowed once")
+        expect(panel.locator(".nba-text").last).to_contain_text("the plot is updated", timeout=60_000)
+        expect(panel).to_have_attribute("data-busy", "false")
+        turn_seconds = time.perf_counter() - started
+        shot("fixed")
+
+        # the tools' results, as in a %%agent cell's turn: the live document, the run's output and figure
+        assert "live document open in jupyterlab" in seen["read"], seen["read"]
+        assert "NameError" in seen["read"], seen["read"]
+        assert "cell_id: " in seen["edits"][1], seen["edits"]
+        assert "mean 2.0" in seen["run"] and "image/png output attached" in seen["run"], seen["run"]
+        after_run = [r.body for r in server.requests if "image/png output attached" in json.dumps(r.body)]
+        assert after_run and _image_parts(after_run[0]) >= 1, [_image_parts(b) for b in after_run]
+
+        # the sidebar's transcript: the tool cards, done, and the final answer
+        tool = ".nba-tool[data-tool='{}'][data-status='completed']"
+        expect(panel.locator(tool.format("read"))).to_have_count(1)
+        expect(panel.locator(tool.format("notebook_edit"))).to_have_count(2)
+        expect(panel.locator(tool.format("notebook_run"))).to_have_count(1)
+        expect(panel.locator(".nba-tool[data-status='error']")).to_have_count(0)
+        expect(panel.locator(".nba-text").last).to_contain_text("Fixed: the mean is 2.0")
+
+        # the page: the fixed cell and its output, the inserted cell with the figure, the markers
+        expect(cells).to_have_count(5)
+        fixed, plot, record = cells.nth(2), cells.nth(3), cells.nth(4)
+        expect(_editor(cells, 2)).to_contain_text("values.sum() / len(values)")
+        expect(_editor(cells, 2)).not_to_contain_text("/ count")
+        expect(fixed.locator(".jp-OutputArea")).to_contain_text("mean 2.0")
+        expect(fixed.locator(".jp-OutputArea")).not_to_contain_text("NameError")
+        expect(_prompt(cells, 2)).to_have_text(COUNT)
+        expect(_editor(cells, 3)).to_contain_text("plt.plot(values)")
+        expect(plot.locator(".jp-OutputArea img")).to_be_visible()
+        expect(_prompt(cells, 3)).to_have_text(COUNT)
+        expect(fixed).to_have_class(AGENT_CELL)
+        expect(plot).to_have_class(AGENT_CELL)
+        expect(fixed).to_have_attribute("data-nbagent-action", "replace")
+        expect(plot).to_have_attribute("data-nbagent-action", "insert")
+        for other in (0, 1, 4):
+            expect(cells.nth(other)).not_to_have_class(AGENT_CELL)
+
+        # the turn, recorded into the notebook as a %%agent cell (after the agent's cells), its transcript
+        # as the output
+        expect(record.locator(".jp-InputArea")).to_contain_text("%%agent")
+        expect(record.locator(".jp-InputArea")).to_contain_text(SIDEBAR_TASK)
+        expect(record.locator(".jp-OutputArea")).to_contain_text("the plot is updated")
+        shot("recorded")
+        assert not errors, "\n".join(errors)
+        print("live notebook (sidebar): agent turn", round(turn_seconds, 2), "s")
+    except BaseException:
+        if page is not None:
+            page.screenshot(path=str(artifacts / "live-sidebar-failure.png"))
         raise
     finally:
         server.stop()

@@ -10,9 +10,11 @@ from rich.markup import escape
 from rich.text import Text
 
 from nbagent.core.events import (
+    BudgetStatus,
     DiffProduced,
     ErrorEvent,
     Event,
+    ModelSwitched,
     Notice,
     PermissionAsked,
     PermissionReplied,
@@ -64,6 +66,17 @@ def format_usage(usage: Usage) -> str:
     return " · ".join(parts) + f" · {cost}"
 
 
+def step_line(step: int, usage: Usage, turn: Usage) -> str:
+    """After each model step: what the turn has cost so far (the step's tokens beside it)."""
+    so_far = (
+        f"${turn.cost:.4f}" if turn.cost is not None else f"{turn.input_tokens + turn.output_tokens:,} tokens"
+    )
+    step_cost = f" · ${usage.cost:.4f}" if usage.cost is not None else " · cost unknown"
+    return (
+        f"{so_far} so far (step {step}: {usage.input_tokens:,} in · {usage.output_tokens:,} out{step_cost})"
+    )
+
+
 class Renderer:
     def __init__(self, model: str, console: Console | None = None) -> None:
         self.console = console or Console(highlight=False, soft_wrap=True, emoji=False)
@@ -71,6 +84,8 @@ class Renderer:
         self._in_text = False
         self._in_reasoning = False
         self._total = Usage()
+        self._turn = Usage()
+        self._budget_stop = ""
 
     def _end_stream(self) -> None:
         if self._in_text or self._in_reasoning:
@@ -132,12 +147,33 @@ class Renderer:
             c.print(f"[bold red]Error:[/] {escape(event.message)}")
             if event.hint:
                 c.print(f"  [yellow]hint:[/] {escape(event.hint)}")
+        elif isinstance(event, ModelSwitched):
+            self.model = event.to_model
+            color = "yellow" if event.reason == "failover" else "blue"
+            c.print(f"[{color}]⇄ {escape(event.message)}[/]")
+        elif isinstance(event, BudgetStatus):
+            if event.level == "stop":
+                self._budget_stop = event.budget.replace("_", " ")
+                c.print(f"[bold red]■ {escape(event.message)}[/]")
+            else:
+                c.print(f"[yellow]! {escape(event.message)}[/]")
         elif isinstance(event, UsageUpdated):
             self._total = event.total
+            self._turn = self._turn + event.usage
+            c.print(f"  [dim]{escape(step_line(event.step, event.usage, self._turn))}[/]")
         elif isinstance(event, TurnFinished):
-            c.print(
-                f"[dim]── {escape(self.model)} · {event.steps} steps · {format_usage(event.usage)} · {event.reason}[/]"
+            reason = f"stopped: {self._budget_stop} budget" if self._budget_stop else event.reason
+            session = (
+                f" · session ${self._total.cost:.4f}"
+                if self._total.cost is not None
+                and f"{self._total.cost:.4f}" != f"{event.usage.cost or 0:.4f}"
+                else ""
             )
+            c.print(
+                f"[dim]── {escape(self.model)} · {event.steps} steps · {format_usage(event.usage)}{session}"
+                f" · {escape(reason)}[/]"
+            )
+            self._turn, self._budget_stop = Usage(), ""
 
     def _diff(self, event: DiffProduced) -> None:
         from rich.syntax import Syntax  # pygments: only once a diff shows

@@ -153,7 +153,11 @@ export function renderBlock(block: Block, node: HTMLElement, host: CardHost): vo
     }
     case 'notice': {
       node.className = `nba-block nba-notice nba-notice-${block.level}`;
-      const parts: HTMLElement[] = [el('span', '', block.message)];
+      const parts: HTMLElement[] = [];
+      if (block.icon) {
+        parts.push(el('span', 'nba-notice-icon', `${block.icon} `));
+      }
+      parts.push(el('span', '', block.message));
       if (block.hint) {
         parts.push(el('div', 'nba-hint', block.hint));
       }

@@ -290,6 +290,8 @@ export class ChatPanel extends Widget {
     const chat = this.chat;
     const footer = chat?.state.footer;
     this.usage.textContent = footer ? footerText({ ...footer, model: footer.model || chat?.status?.model || '' }) : '';
+    this.usage.title = 'Tokens and cost of this session; "turn" is the running turn\'s cost, updated after each step';
+    this.usage.classList.toggle('nba-footer-stopped', Boolean(footer?.budget));
     const busy = Boolean(chat?.busy && chat.link.connected);
     this.stopButton.disabled = !busy;
     this.node.dataset.busy = busy ? 'true' : 'false';

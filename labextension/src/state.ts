@@ -62,10 +62,11 @@ export interface TodoBlock extends BlockBase {
 
 export interface NoticeBlock extends BlockBase {
   kind: 'notice';
-  level: 'info' | 'warning' | 'error';
+  level: 'info' | 'warning' | 'error' | 'stop'; // stop: a budget ended the turn
   message: string;
   hint: string;
   detail: string;
+  icon: string; // shown before the message ('⇄' a model switch, '■' a budget stop)
 }
 
 export interface CommandBlock extends BlockBase {
@@ -85,7 +86,9 @@ export type Block =
 
 export interface Footer {
   model: string;
-  total: Usage | null;
+  total: Usage | null; // the session's, as of the last step
+  turn: Usage | null; // the running turn's steps (null until its first step)
+  budget: string; // the budget that stopped the turn
   contextTokens: number;
   contextLimit: number;
   steps: number;
@@ -144,8 +147,14 @@ export class ChatState {
     );
   }
 
-  addNotice(message: string, level: NoticeBlock['level'] = 'info', hint = '', detail = ''): NoticeBlock {
-    return this.push({ kind: 'notice', key: this.nextKey('n'), rev: 1, level, message, hint, detail });
+  addNotice(
+    message: string,
+    level: NoticeBlock['level'] = 'info',
+    hint = '',
+    detail = '',
+    icon = ''
+  ): NoticeBlock {
+    return this.push({ kind: 'notice', key: this.nextKey('n'), rev: 1, level, message, hint, detail, icon });
   }
 
   addCommand(line: string, text: string): CommandBlock {
@@ -342,7 +351,17 @@ export class ChatState {
             event.summary
           )
         ];
+      case 'model_switched':
+        this.footer.model = event.to_model;
+        return [this.addNotice(event.message, event.reason === 'failover' ? 'warning' : 'info', '', '', '⇄')];
+      case 'budget':
+        if (event.level === 'stop') {
+          this.footer.budget = event.budget;
+          return [this.addNotice(event.message, 'stop', '', '', '■')];
+        }
+        return [this.addNotice(event.message, 'warning', '', '', '!')];
       case 'usage':
+        this.footer.turn = addUsage(this.footer.turn, event.usage);
         this.footer.total = event.total;
         this.footer.model = event.model;
         this.footer.contextTokens = event.context_tokens;
@@ -350,6 +369,9 @@ export class ChatState {
         this.footer.steps = event.step;
         return [];
       case 'turn_finished':
+        if (this.footer.turn !== null || event.steps > 0) {
+          this.footer.turn = event.usage;
+        }
         this.footer.steps = event.steps;
         this.footer.reason = event.reason;
         this.footer.running = false;
@@ -371,10 +393,37 @@ export class ChatState {
 }
 
 export function emptyFooter(model: string): Footer {
-  return { model, total: null, contextTokens: 0, contextLimit: 0, steps: 0, reason: '', running: false };
+  return {
+    model,
+    total: null,
+    turn: null,
+    budget: '',
+    contextTokens: 0,
+    contextLimit: 0,
+    steps: 0,
+    reason: '',
+    running: false
+  };
 }
 
-/** "model · 1,234 tokens · $0.0012 · context 12%" */
+/** The sum of two usages (a cost known on either side is kept, as nbagent.core.messages.Usage adds). */
+export function addUsage(a: Usage | null, b: Usage): Usage {
+  if (a === null) {
+    return { ...b };
+  }
+  const known = (a.cost ?? null) !== null || (b.cost ?? null) !== null;
+  return {
+    input_tokens: a.input_tokens + b.input_tokens,
+    output_tokens: a.output_tokens + b.output_tokens,
+    cache_read_tokens: a.cache_read_tokens + b.cache_read_tokens,
+    cache_write_tokens: a.cache_write_tokens + b.cache_write_tokens,
+    reasoning_tokens: a.reasoning_tokens + b.reasoning_tokens,
+    cost: known ? (a.cost ?? 0) + (b.cost ?? 0) : null
+  };
+}
+
+/** "model · 1,234 in / 56 out · $0.0012 · turn $0.0004 · context 12% of 200,000": the session's
+ * tokens and cost, the running turn's cost beside them (live: updated after each step). */
 export function footerText(footer: Footer): string {
   const parts: string[] = [];
   if (footer.model) {
@@ -384,10 +433,17 @@ export function footerText(footer: Footer): string {
     const t = footer.total;
     parts.push(`${t.input_tokens.toLocaleString('en-US')} in / ${t.output_tokens.toLocaleString('en-US')} out`);
     parts.push(t.cost === null || t.cost === undefined ? 'cost unknown' : `$${t.cost.toFixed(4)}`);
+    const turn = footer.turn?.cost;
+    if (turn !== null && turn !== undefined && typeof t.cost === 'number' && turn.toFixed(4) !== t.cost.toFixed(4)) {
+      parts.push(`turn $${turn.toFixed(4)}`);
+    }
   }
   if (footer.contextLimit > 0) {
     const share = Math.round((100 * footer.contextTokens) / footer.contextLimit);
     parts.push(`context ${share}% of ${footer.contextLimit.toLocaleString('en-US')}`);
+  }
+  if (footer.budget) {
+    parts.push(`stopped: ${footer.budget.replace('_', ' ')} budget reached`);
   }
   return parts.join(' · ');
 }

@@ -38,7 +38,7 @@ HELP = """\
 | command | what it does |
 |---|---|
 | `/help` | this list |
-| `/model [provider/name]` | show or switch the model (the history carries over) |
+| `/model [provider/name]` | show or switch the model (the history carries over, the prompt cache starts over) |
 | `/context` | what the next request is made of, in tokens |
 | `/compact [focus]` | summarise the older history now, optionally focused |
 | `/cost` | tokens and cost of this session |
@@ -124,7 +124,7 @@ def expand(template: str, args: str) -> str:
     return text
 
 
-def format_context(report: ContextReport) -> str:
+def format_context(report: ContextReport, window_source: str = "") -> str:
     rows = [
         ("System prompt", report.system_prompt),
         ("Tool definitions", report.tools),
@@ -139,6 +139,7 @@ def format_context(report: ContextReport) -> str:
     lines = [
         f"**{report.model}**: about {used:,} of {report.context_limit:,} tokens used"
         + ("" if report.limits_known else " (window unknown: a conservative default)"),
+        *([f"Context window from {window_source}."] if window_source else []),
         "",
         "| part | tokens | share |",
         "|---|---:|---:|",
@@ -161,6 +162,24 @@ def cost_text(session_id: str, model: str, u: Usage, turns: int | None = None) -
     )
 
 
+def _model_command(session: Session, name: str) -> CommandOutput:
+    """``/model [provider/name]``: show the model (and the fallback chain), or switch, across protocols
+    too; the switch says that the prompt cache starts over."""
+    if not name:
+        chain = session.chain.models
+        rest = f" (fallback: {', '.join(chain[1:])})" if len(chain) > 1 else ""
+        lead = f"; the session's model is {chain[0]}" if session.model != chain[0] else ""
+        return CommandOutput(text=f"Model: **{session.model}**{lead}{rest}")
+    switched = session.set_model(name)
+    if switched is None:
+        return CommandOutput(text=f"Already on **{name}**.")
+    text = (
+        f"Model switched to **{name}**; the conversation carries over. The prompt cache starts over on the"
+        " new model: the next request pays for the whole history again."
+    )
+    return CommandOutput(text=text, events=[switched])
+
+
 async def run_command(session: Session, line: str) -> CommandOutput:
     name, args = parse(line)
     if name in ("help", "?", ""):
@@ -168,13 +187,10 @@ async def run_command(session: Session, line: str) -> CommandOutput:
         extra = "".join(f"| `/{c.name}` | {c.description} |\n" for c in custom.values())
         return CommandOutput(text=HELP + extra)
     if name == "model":
-        if not args:
-            return CommandOutput(text=f"Model: **{session.model}**")
-        session.set_model(args)
-        return CommandOutput(text=f"Model switched to **{args}**; the conversation carries over.")
+        return _model_command(session, args)
     if name == "context":
         report = session.context_report()
-        return CommandOutput(text=format_context(report), events=[report])
+        return CommandOutput(text=format_context(report, session.limits.source), events=[report])
     if name == "compact":
         events = [event async for event in session.compact(args or None)]
         done = next((e for e in events if isinstance(e, Compacted)), None)
@@ -213,7 +229,6 @@ async def run_command(session: Session, line: str) -> CommandOutput:
         return CommandOutput(text=session.describe_permissions(args or None))
     command = custom_commands(session.root).get(name)
     if command is not None:
-        if command.model:
-            session.set_model(command.model)
-        return CommandOutput(prompt=expand(command.template, args))
+        switched = session.set_model(command.model) if command.model else None
+        return CommandOutput(prompt=expand(command.template, args), events=[switched] if switched else [])
     return CommandOutput(text=f"Unknown command `/{name}`. `/help` lists the commands.")

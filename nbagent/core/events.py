@@ -143,6 +143,21 @@ class Retrying(_Event):
     discard_message_id: str = ""  # the partial assistant message front-ends should drop
 
 
+class SubagentEvent(_Event):
+    """An event of a child agent (the ``task`` tool), forwarded to its parent's front-ends.
+
+    ``call_id`` is the parent's ``task`` call the child runs under (front-ends nest the child's
+    transcript inside that call's card); ``event`` is the child's own event as JSON (itself a
+    ``SubagentEvent`` for a grandchild). A child's permission prompt arrives this way too and is
+    answered with the parent session's ``reply`` (the request id is unique across the tree)."""
+
+    type: Literal["subagent"] = "subagent"
+    call_id: str
+    agent: str
+    child_session_id: str
+    event: dict[str, Any]
+
+
 class ModelSwitched(_Event):
     """The session goes on with another model: a failover, the switch back after its cool-down, or
     the user's ``/model``. The prompt cache starts over on the new model."""
@@ -230,6 +245,7 @@ Event = Annotated[
     | Retrying
     | ModelSwitched
     | BudgetStatus
+    | SubagentEvent
     | Notice
     | Compacted
     | ContextReport

@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from nbagent.core import spend
 from nbagent.core.errors import ContextTooLong, NbagentError, ProviderError
 from nbagent.core.events import (
     ErrorEvent,
@@ -27,6 +28,7 @@ from nbagent.core.events import (
     TurnStarted,
     UsageUpdated,
 )
+from nbagent.core.failover import waits_too_long
 from nbagent.core.loop_tools import DOOM_LOOP_REPEATS, INTERRUPTED, ToolCalls, _signature, _StopTurn
 from nbagent.core.messages import (
     Message,
@@ -130,6 +132,8 @@ class TurnRunner(ToolCalls):
                         )
                     )
                     break
+                if not await spend.before_step(s, self.emit):  # a budget is reached: said, the turn ends
+                    break
                 steps += 1
                 self.emit(StepStarted(session_id=s.id, step=steps))
                 current = Message(role="assistant", model=s.model)
@@ -166,6 +170,7 @@ class TurnRunner(ToolCalls):
             self.emit(ErrorEvent(session_id=s.id, message=str(exc), hint=exc.hint, kind=kind))
         finally:
             await self._save()
+            await spend.after_turn(s, self.emit)
             try:
                 changes = await s.finish_turn()
             except NbagentError as exc:
@@ -230,8 +235,14 @@ class TurnRunner(ToolCalls):
     # -- one model step ---------------------------------------------------------------------
 
     async def _model_step(self, message: Message, step: int) -> None:
+        """One model step into ``message``: retried where the error deserves it, then failed over to the
+        next model of the fallback list (the same step goes on there), back to an earlier one at the
+        first step after its cool-down."""
         s = self.session
         retry = s.config.retry
+        for change in s.model_switches():
+            self.emit(change)
+        message.model = s.model
         attempt = 0
         compacted = False
         while True:
@@ -250,27 +261,24 @@ class TurnRunner(ToolCalls):
                     self.emit(event)
                 attempt -= 1
             except ProviderError as exc:
-                if not exc.retryable or attempt >= retry.max_attempts:
-                    if exc.retryable:
-                        exc.args = (f"{exc} (gave up after {attempt} attempts)",)
+                # A usage limit, or a wait over a minute, is not waited for when another model can go on.
+                hurry = exc.kind == "usage_limit" or (waits_too_long(exc) and s.has_fallback)
+                if exc.retryable and attempt < retry.max_attempts and not hurry:
+                    backoff = retry.base_delay * 2 ** (attempt - 1)
+                    wait = min(exc.retry_after if exc.retry_after is not None else backoff, retry.max_delay)
+                    self._discard(message, attempt, wait, str(exc))
+                    await asyncio.sleep(wait)
+                    continue
+                if exc.retryable and not hurry:
+                    exc.args = (f"{exc} (gave up after {attempt} attempts)",)
+                switched = s.fail_over(exc)
+                if switched is None:
                     raise
-                wait = (
-                    exc.retry_after if exc.retry_after is not None else retry.base_delay * 2 ** (attempt - 1)
-                )
-                wait = min(wait, retry.max_delay)
-                self.emit(
-                    Retrying(
-                        session_id=s.id,
-                        attempt=attempt,
-                        max_attempts=retry.max_attempts,
-                        wait=wait,
-                        reason=str(exc),
-                        discard_message_id=message.id,
-                    )
-                )
-                message.parts.clear()
-                message.id = new_id("msg")
-                await asyncio.sleep(wait)
+                if message.parts:
+                    self._discard(message, attempt, 0.0, switched.message)
+                self.emit(switched)
+                message.model = s.model
+                attempt = 0
         usage = message.usage or Usage()
         s.usage = s.usage + usage
         s.calibrate(usage)
@@ -286,6 +294,21 @@ class TurnRunner(ToolCalls):
             )
         )
 
+    def _discard(self, message: Message, attempt: int, wait: float, reason: str) -> None:
+        """The step starts over (a retry, another model): front-ends drop what it streamed so far."""
+        self.emit(
+            Retrying(
+                session_id=self.session.id,
+                attempt=attempt,
+                max_attempts=self.session.config.retry.max_attempts,
+                wait=wait,
+                reason=reason,
+                discard_message_id=message.id,
+            )
+        )
+        message.parts.clear()
+        message.id = new_id("msg")
+
     async def _stream_into(self, message: Message, request: ModelRequest) -> None:
         s = self.session
         parts_by_call: dict[str, ToolPart] = {}
@@ -299,11 +322,16 @@ class TurnRunner(ToolCalls):
                 self.emit(TextDelta(session_id=s.id, message_id=message.id, text=chunk.text))
             elif isinstance(chunk, ReasoningChunk):
                 last = message.parts[-1] if message.parts else None
-                if isinstance(last, ReasoningPart):
+                open_block = isinstance(last, ReasoningPart) and not last.signature and not last.redacted
+                if chunk.redacted:
+                    message.parts.append(ReasoningPart(text="", redacted=chunk.redacted))
+                elif open_block and isinstance(last, ReasoningPart):
                     last.text += chunk.text
+                    last.signature = chunk.signature
                 else:
-                    message.parts.append(ReasoningPart(text=chunk.text))
-                self.emit(ReasoningDelta(session_id=s.id, message_id=message.id, text=chunk.text))
+                    message.parts.append(ReasoningPart(text=chunk.text, signature=chunk.signature))
+                if chunk.text:
+                    self.emit(ReasoningDelta(session_id=s.id, message_id=message.id, text=chunk.text))
             elif isinstance(chunk, ToolCallStarted):
                 part = ToolPart(call_id=chunk.call_id, tool=chunk.name, state=ToolPending())
                 parts_by_call[chunk.call_id] = part
@@ -317,6 +345,7 @@ class TurnRunner(ToolCalls):
                         message.parts.append(found)
                     part = found
                     part.tool = raw.name
+                    part.extra = raw.extra
                     part.state = ToolPending(raw_input=raw.arguments)
                 message.usage = chunk.usage
                 message.finish_reason = chunk.finish_reason

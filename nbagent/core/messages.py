@@ -67,8 +67,13 @@ class TextPart(BaseModel):
 
 
 class ReasoningPart(BaseModel):
+    """The model's reasoning. ``signature`` (Anthropic's thinking signature) and ``redacted`` (a
+    redacted thinking block's data) go back to the model that wrote them, never to another."""
+
     type: Literal["reasoning"] = "reasoning"
     text: str
+    signature: str | None = None
+    redacted: str | None = None
 
 
 class ToolPart(BaseModel):
@@ -76,6 +81,7 @@ class ToolPart(BaseModel):
     call_id: str
     tool: str
     state: ToolState
+    extra: dict[str, Any] | None = None  # provider metadata of the call, sent back to the same model only
 
     @property
     def finished(self) -> bool:

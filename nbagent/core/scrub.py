@@ -50,6 +50,7 @@ from nbagent.core.secret_sources import (
     environ_values,
     file_signature,
     is_secret_name,
+    key_variable_values,
 )
 
 if TYPE_CHECKING:
@@ -277,7 +278,7 @@ class Scrubber:
         ``os.environ``), of ``config``, of the project's ``.env`` files and the ``--api-key``."""
         env = os.environ if environ is None else environ
         signature = file_signature(env_files(root)) if root is not None else ()
-        env_values = environ_values(env)
+        env_values = environ_values(env) | key_variable_values(config, env)
         conf = config_values(config)
         key = (root, signature, env_values, conf, api_key, frozenset(env.keys()))
         with _CACHE_LOCK:
@@ -318,7 +319,10 @@ class Scrubber:
         config, api_key, environ, signature, env_values = self._sources
         env = os.environ if environ is None else environ
         now_signature = file_signature(env_files(self._root)) if self._root is not None else ()
-        if now_signature == signature and environ_values(env) == env_values:
+        if (
+            now_signature == signature
+            and environ_values(env) | key_variable_values(config, env) == env_values
+        ):
             return self
         return Scrubber.for_project(self._root, config, api_key, environ=environ)
 

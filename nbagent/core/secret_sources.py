@@ -259,3 +259,24 @@ def config_values(config: Config | Mapping[str, Any] | None) -> frozenset[str]:
         return frozenset()
     data = config if isinstance(config, Mapping) else config.model_dump(mode="json")
     return frozenset(known_values(_config_pairs(data)))
+
+
+def key_variable_values(
+    config: Config | Mapping[str, Any] | None, environ: Mapping[str, str]
+) -> frozenset[str]:
+    """The values of the variables a configuration names as API key holders (``models.<name>.api_key_env``),
+    whatever their names: each holds a key."""
+    if config is None:
+        return frozenset()
+    models = (config.get("models") if isinstance(config, Mapping) else config.models) or {}
+    names = set()
+    for settings in models.values():
+        name = (
+            settings.get("api_key_env")
+            if isinstance(settings, Mapping)
+            else getattr(settings, "api_key_env", None)
+        )
+        if isinstance(name, str) and name:
+            names.add(name)
+    values = (environ.get(name, "").strip() for name in names)
+    return frozenset(v for v in values if len(v) >= MIN_SECRET_CHARS)

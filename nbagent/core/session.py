@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import platform
 import time
 from collections.abc import AsyncIterator
@@ -29,6 +28,7 @@ from nbagent.core.permission import HeadlessPolicy, PermissionBroker, Permission
 from nbagent.core.private import cache_dir
 from nbagent.core.scrub import Scrubber
 from nbagent.core.session_context import SessionContext
+from nbagent.core.session_models import SessionModels, make_provider, uses_native
 from nbagent.ext.hooks import HookOutcome, HookRunner
 from nbagent.ext.trust import ProjectTrust
 from nbagent.permissions.policy import RulePolicy
@@ -50,6 +50,8 @@ from nbagent.tools.spill import private_dir
 if TYPE_CHECKING:
     from nbagent.store import SessionStore, TurnChanges, UndoLog, UndoResult
 
+__all__ = ["Session", "base_system_prompt", "make_provider", "uses_native"]  # the last two: session_models
+
 PROMPTS = Path(__file__).parent / "prompts"
 
 
@@ -65,26 +67,7 @@ def _git_repo(root: Path) -> bool:
     return out is not None and out.stdout.strip() == b"true"
 
 
-def uses_native(config: Config) -> bool:
-    """Whether the native HTTP client serves this configuration (litellm serves the rest)."""
-    from nbagent.providers.native import supports
-
-    choice = os.environ.get("NBAGENT_PROVIDER") or config.provider
-    return choice == "native" or (choice == "auto" and bool(config.model) and supports(config.model or ""))
-
-
-def make_provider(config: Config) -> Provider:
-    """The native HTTP client where it serves the model (fast start, low overhead), litellm elsewhere."""
-    if uses_native(config):
-        from nbagent.providers.native import NativeProvider
-
-        return NativeProvider()
-    from nbagent.providers.litellm_provider import LiteLLMProvider
-
-    return LiteLLMProvider()
-
-
-class Session(SessionContext):
+class Session(SessionModels, SessionContext):
     def __init__(
         self,
         root: Path,
@@ -116,7 +99,7 @@ class Session(SessionContext):
         self._scrubber = Scrubber.for_project(self.root, config, api_key)
         self.messages: list[Message] = list(messages or [])
         self.usage = Usage()
-        self.provider = provider or make_provider(config)
+        self._init_models(provider)  # may start on a fallback model while the configured one rests
         if tools is None:
             from nbagent.tools import default_tools
 
@@ -166,7 +149,7 @@ class Session(SessionContext):
 
             # A damaged store moved aside: the first turn says so (the CLI and the notebook show it).
             self._notices, store.notices = list(store.notices), []
-            store.ensure_session(SessionInfo(id=self.id, project=self.root, model=self.model))
+            store.ensure_session(SessionInfo(id=self.id, project=self.root, model=self.chain.primary))
             self.undo_log = UndoLog(store, self.id, self.root)
 
     @classmethod
@@ -180,6 +163,8 @@ class Session(SessionContext):
         if config.model is None and info.model:
             config = config.model_copy(update={"model": info.model})
         session = cls(root, config, session_id=info.id, messages=messages, store=store, **kwargs)
+        if info.model and config.model != info.model:  # --model (or the project's model) switches it
+            session.resumed_on_another_model(info.model)
         session.usage = info.usage
         session.title = info.title
         summaries = store.summaries(info.id)
@@ -221,11 +206,6 @@ class Session(SessionContext):
     @property
     def context_limit(self) -> int:
         return self.limits.context
-
-    def set_model(self, model: str) -> None:
-        """Switch the model mid-session; the history carries over."""
-        self.model = model
-        self.limits = model_limits(model, self.config)
 
     # -- secrets --------------------------------------------------------------------------------
 
@@ -367,7 +347,7 @@ class Session(SessionContext):
             wrap_argv=self._wrap_argv,
             shell=ShellOptions(
                 pass_env=tuple(self.config.shell.pass_env),
-                hidden_values=(self.api_key,) if self.api_key else (),
+                hidden_values=tuple(k for k in (self.api_key, *self.model_keys()) if k),
                 max_output_bytes=int(self.config.shell.max_output_mb * 1_000_000),
                 after_command=after_command,
             ),
@@ -509,4 +489,4 @@ class Session(SessionContext):
             self.cancel()
             await asyncio.gather(task, return_exceptions=True)
         await close_shells(self.tool_state)
-        await self.provider.close()
+        await self.close_providers()

@@ -70,8 +70,13 @@ class SessionContext:
     _prefix_start: int
     _saved_clean: int
     _last_request_at: float
+    _wire_model: str | None = None  # the model the cached wire form was made for
 
     def save(self) -> None:
+        raise NotImplementedError
+
+    def endpoint(self, model: str | None = None) -> tuple[str | None, str | None]:
+        """(api_base, api_key) of the current model (``SessionModels``)."""
         raise NotImplementedError
 
     async def run_hook(
@@ -90,11 +95,20 @@ class SessionContext:
             )
         ) ^ len(message.parts)
 
+    def _check_wire_model(self) -> None:
+        """The wire form depends on the model (reasoning and provider metadata go back to the model
+        that wrote them only): after a model change the history is converted again."""
+        if self._wire_model != self.model:
+            self._wire.clear()
+            self._wire_model = self.model
+            self._prefix_start = -1
+
     def _wire_of(self, message: Message) -> tuple[list[dict[str, Any]], int]:
+        self._check_wire_model()
         version = self._version(message)
         cached = self._wire.get(message.id)
         if cached is None or cached[0] != version:
-            wire = to_openai([message])
+            wire = to_openai([message], model=self.model)
             cached = (version, wire, estimate_chars(wire))
             self._wire[message.id] = cached
         return cached[1], cached[2]
@@ -111,6 +125,7 @@ class SessionContext:
         """The live history in wire form. Settled messages are converted once; only the last two
         (whose tool calls may still be running) are looked at again, so a step costs the same at
         step 200 as at step 2."""
+        self._check_wire_model()
         live = self._live_messages()
         settled = max(0, len(live) - 2)
         if self._prefix_start != self.compacted_until or settled < self._prefix_n:
@@ -158,13 +173,14 @@ class SessionContext:
         else:
             cache_key = self.id
         self._last_request_at = time.time()
+        api_base, api_key = self.endpoint()
         return ModelRequest(
             model=self.model,
             messages=[system, *history],
             tools=tools,
             max_tokens=min(self.limits.output, self.limits.reserve),
-            api_base=self.config.api_base,
-            api_key=self.api_key,
+            api_base=api_base,
+            api_key=api_key,
             prompt_cache_key=cache_key,
             extra=extra,
         )
@@ -178,6 +194,7 @@ class SessionContext:
     # -- context management ------------------------------------------------------------------------
 
     def context_report(self) -> ContextReport:
+        self.limits = self.limits.current()
         tokens = self.estimator.tokens
         memory_chars = len(memory.render(self.memory_files))
         tool_chars = 0
@@ -234,6 +251,7 @@ class SessionContext:
 
     async def fit_context(self, emit: Any) -> None:
         """Before a step: prune, then compact, so the request fits; raise ContextFull when it cannot."""
+        self.limits = await self.limits.settled()  # a local server's window, asked in a thread
         usable = self.limits.usable
         estimate = self.estimate_prompt_tokens()
         cold = bool(self._last_request_at) and time.time() - self._last_request_at > CACHE_TTL
@@ -286,11 +304,12 @@ class SessionContext:
                 message=f"A PreCompact hook blocked compaction: {pre.reason}",
             )
             return
+        api_base, api_key = self.endpoint()
         summary, usage = await summarize(
             self.provider,
             model=self.model,
-            api_base=self.config.api_base,
-            api_key=self.api_key,
+            api_base=api_base,
+            api_key=api_key,
             messages=live[:split],
             previous=strip_kernel_state(self.summary),
             focus=focus,

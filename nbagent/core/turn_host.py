@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from nbagent.core.config import Config
-    from nbagent.core.events import Event
+    from nbagent.core.errors import ProviderError
+    from nbagent.core.events import Event, ModelSwitched
     from nbagent.core.messages import Message, Usage
     from nbagent.core.permission import PermissionPolicy
     from nbagent.core.scrub import Scrubber
@@ -68,6 +69,17 @@ class TurnHost(Protocol):
     def compact(self, focus: str | None = None, *, auto: bool = False) -> AsyncIterator[Event]: ...
 
     def build_request(self) -> ModelRequest: ...
+
+    @property
+    def has_fallback(self) -> bool: ...
+
+    def model_switches(self) -> list[ModelSwitched]:
+        """Before a step: switches to tell (a resume on another model, the switch back after a cool-down)."""
+        ...
+
+    def fail_over(self, error: ProviderError) -> ModelSwitched | None:
+        """Continue on the next model of the fallback list after ``error`` (None: none can)."""
+        ...
 
     def calibrate(self, usage: Usage) -> None: ...
 

@@ -200,7 +200,7 @@ class NotebookSessions:
 
     def _apply_options(self, session: Session, opts: CellOptions) -> None:
         model = opts.model or self.model_override
-        if model and model != session.model:
+        if model and model != session.chain.primary:  # not while a fallback stands in for it
             session.set_model(model)
 
     def session_for(

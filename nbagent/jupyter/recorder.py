@@ -14,9 +14,11 @@ import time
 from typing import Any
 
 from nbagent.core.events import (
+    BudgetStatus,
     Compacted,
     ErrorEvent,
     Event,
+    ModelSwitched,
     Notice,
     PermissionAsked,
     PermissionReplied,
@@ -115,6 +117,10 @@ class TurnRecorder:
                 asked.by = "" if event.by == "user" else event.by
         elif isinstance(event, Notice):
             self.note(event.message, event.level)
+        elif isinstance(event, ModelSwitched):
+            self.note(event.message, "warning" if event.reason == "failover" else "info")
+        elif isinstance(event, BudgetStatus):
+            self.note(event.message, "warning")
         elif isinstance(event, ErrorEvent):
             self.note(event.message + (f" ({event.hint})" if event.hint else ""), "error")
         elif isinstance(event, TurnFinished):

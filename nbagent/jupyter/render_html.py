@@ -361,8 +361,10 @@ def todo_html(block: TodoBlock) -> str:
 
 
 def notice_html(block: NoticeBlock) -> str:
-    color = {"info": "#1a73e8", "warning": "#ef6c00", "error": "#c62828"}.get(block.level, "#1a73e8")
-    label = {"error": "<b>Error:</b> ", "warning": "<b>!</b> "}.get(block.level, "")
+    color = {"info": "#1a73e8", "warning": "#ef6c00", "error": "#c62828", "stop": "#c62828"}.get(
+        block.level, "#1a73e8"
+    )
+    label = {"error": "<b>Error:</b> ", "warning": "<b>!</b> ", "stop": "<b>■</b> "}.get(block.level, "")
     text = f"<span style='color:{color}'>{label}{_esc(block.message)}</span>"
     if block.hint:
         text += f"<div>{_muted('hint: ' + _esc(block.hint))}</div>"
@@ -397,7 +399,8 @@ def format_tokens(n: int) -> str:
 
 
 def footer_text(footer: Footer) -> str:
-    u = footer.total
+    """Tokens and cost of the turn (live: updated after each step), the session's cost when it differs."""
+    u = footer.turn if footer.turn is not None else footer.total
     parts = [
         footer.model or "model ?",
         f"{format_tokens(u.input_tokens)} in",
@@ -406,6 +409,9 @@ def footer_text(footer: Footer) -> str:
     if u.cache_read_tokens:
         parts.append(f"{format_tokens(u.cache_read_tokens)} cached")
     parts.append(f"${u.cost:.4f}" if u.cost is not None else "cost unknown")
+    session = footer.total.cost
+    if footer.turn is not None and session is not None and f"{session:.4f}" != f"{u.cost or 0:.4f}":
+        parts.append(f"session ${session:.4f}")
     if footer.context_limit:
         pct = 100 * footer.context_tokens / footer.context_limit
         parts.append(
@@ -413,7 +419,9 @@ def footer_text(footer: Footer) -> str:
         )
     if footer.steps:
         parts.append(f"{footer.steps} step{'s' if footer.steps != 1 else ''}")
-    if footer.reason:
+    if footer.budget:
+        parts.append(f"stopped: {footer.budget.replace('_', ' ')} budget reached")
+    elif footer.reason:
         parts.append(footer.reason)
     elif footer.running:
         parts.append("running…")
@@ -476,7 +484,7 @@ def block_text(block: Block) -> str:
     if isinstance(block, TodoBlock):
         return "Plan:\n" + "\n".join(f"  {TODO_MARK[t.status]} {t.content}" for t in block.todos)
     if isinstance(block, NoticeBlock):
-        prefix = {"error": "Error: ", "warning": "! "}.get(block.level, "")
+        prefix = {"error": "Error: ", "warning": "! ", "stop": "■ "}.get(block.level, "")
         return prefix + block.message + (f"\n  hint: {block.hint}" if block.hint else "")
     return ""
 

@@ -10,10 +10,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nbagent.core.events import (
+    BudgetStatus,
     Compacted,
     DiffProduced,
     ErrorEvent,
     Event,
+    ModelSwitched,
     Notice,
     PermissionAsked,
     PermissionReplied,
@@ -80,7 +82,7 @@ class TodoBlock(Block):
 
 @dataclass(eq=False)
 class NoticeBlock(Block):
-    level: str = "info"  # info, warning, error
+    level: str = "info"  # info, warning, error, stop (a budget reached)
     message: str = ""
     hint: str = ""
     detail: str = ""  # preformatted text, folded
@@ -89,7 +91,9 @@ class NoticeBlock(Block):
 @dataclass
 class Footer:
     model: str = ""
-    total: Usage = field(default_factory=Usage)
+    total: Usage = field(default_factory=Usage)  # the session's, as of the last step
+    turn: Usage | None = None  # this turn's steps (None until the first step's usage)
+    budget: str = ""  # the budget that stopped the turn
     context_tokens: int = 0
     context_limit: int = 0
     steps: int = 0
@@ -207,6 +211,15 @@ class Transcript:
             return [self.todo]
         if isinstance(event, Notice):
             return [self._add(NoticeBlock(self._key("n"), level=event.level, message=event.message))]
+        if isinstance(event, ModelSwitched):
+            self.footer.model = event.to_model
+            level = "warning" if event.reason == "failover" else "info"
+            return [self._add(NoticeBlock(self._key("n"), level=level, message=event.message))]
+        if isinstance(event, BudgetStatus):
+            if event.level == "stop":
+                self.footer.budget = event.budget
+            level = "stop" if event.level == "stop" else "warning"
+            return [self._add(NoticeBlock(self._key("b"), level=level, message=event.message))]
         if isinstance(event, ErrorEvent):
             return [
                 self._add(NoticeBlock(self._key("e"), level="error", message=event.message, hint=event.hint))
@@ -242,6 +255,7 @@ class Transcript:
             self.footer.model = event.model
             return []
         if isinstance(event, UsageUpdated):
+            self.footer.turn = (self.footer.turn or Usage()) + event.usage
             self.footer.total = event.total
             self.footer.model = event.model
             self.footer.context_tokens = event.context_tokens
@@ -249,6 +263,8 @@ class Transcript:
             self.footer.steps = event.step
             return []
         if isinstance(event, TurnFinished):
+            if self.footer.turn is not None or event.steps:
+                self.footer.turn = event.usage
             self.footer.steps = event.steps
             self.footer.reason = event.reason
             self.footer.running = False

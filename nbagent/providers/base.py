@@ -28,7 +28,12 @@ class TextChunk:
 
 @dataclass
 class ReasoningChunk:
+    """Reasoning text; ``signature`` closes the current reasoning block (Anthropic's thinking signature),
+    ``redacted`` is a whole redacted block (its opaque data). Both go back to the same model only."""
+
     text: str
+    signature: str | None = None
+    redacted: str | None = None
 
 
 @dataclass
@@ -43,6 +48,7 @@ class RawToolCall:
     call_id: str
     name: str
     arguments: str  # JSON text as the model sent it; may not parse
+    extra: dict[str, Any] | None = None  # provider metadata of the call (Gemini's thought signature)
 
 
 @dataclass

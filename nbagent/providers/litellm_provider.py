@@ -6,6 +6,7 @@ its banners silenced.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -13,20 +14,22 @@ import sys
 from collections.abc import AsyncIterator
 from functools import cache
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nbagent.core.errors import ProviderError
 from nbagent.core.messages import Usage
 from nbagent.providers.base import (
     Chunk,
     ModelRequest,
-    RawToolCall,
     ReasoningChunk,
     StepDone,
     TextChunk,
-    ToolCallStarted,
 )
 from nbagent.providers.errors import classify
+from nbagent.providers.normalize import CallAssembler, content_pieces, empty_step_error, prepare
+
+if TYPE_CHECKING:
+    import httpx
 
 LOCAL_SERVER_KEY = "sk-no-key-required"
 
@@ -112,18 +115,75 @@ def _usage_from(raw: Any) -> Usage:
     )
 
 
+# litellm providers whose chat requests go through litellm's own HTTP handler (OpenAI-style streams):
+# they take our client, so their responses pass through the normalizing transport.
+HANDLER_PROVIDERS = frozenset(
+    {"anthropic", "deepseek", "mistral", "hosted_vllm", "lm_studio", "openrouter", "xai", "groq", "moonshot"}
+)
+OPENAI_BASE_ENV = ("OPENAI_BASE_URL", "OPENAI_API_BASE")
+
+
 class LiteLLMProvider:
-    """Streams one step through ``litellm.acompletion``; failures come out classified."""
+    """Streams one step through ``litellm.acompletion``; failures come out classified.
+
+    OpenAI-style providers get an HTTP client of ours whose transport normalizes what litellm cannot
+    read (:mod:`nbagent.providers.litellm_transport`); chunks are folded with
+    :mod:`nbagent.providers.normalize`, as the native client does."""
 
     def __init__(self, timeout: float = 600.0) -> None:
         self.timeout = timeout
+        self._http: httpx.AsyncClient | None = None
+        self._handler: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def close(self) -> None:
-        """Close the HTTP clients litellm cached for this event loop."""
+        """Close our HTTP client and the clients litellm cached for this event loop."""
+        http, loop = self._http, self._loop
+        self._http = self._handler = self._loop = None
+        if http is not None and loop is asyncio.get_running_loop():
+            with contextlib.suppress(Exception):
+                await http.aclose()
         await close_clients()
+
+    def _new_http(self) -> httpx.AsyncClient:
+        import httpx
+
+        from nbagent.providers.litellm_transport import NormalizingTransport
+
+        transport = NormalizingTransport(httpx.AsyncHTTPTransport(retries=0))
+        return httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(self.timeout, connect=15.0))
+
+    async def _client(self, provider: str, request: ModelRequest, api_key: str | None) -> Any:
+        """The client litellm should send ``request`` with, or None (litellm's own)."""
+        if provider != "openai" and provider not in HANDLER_PROVIDERS:
+            return None
+        loop = asyncio.get_running_loop()
+        if self._http is None or self._loop is not loop or self._http.is_closed:
+            # The certificate store loads in a thread: the loop (a notebook kernel's) stays free.
+            self._http = await asyncio.to_thread(self._new_http)
+            self._handler, self._loop = None, loop
+        if provider == "openai":
+            from openai import AsyncOpenAI
+
+            base = request.api_base or next(
+                (os.environ[n] for n in OPENAI_BASE_ENV if os.environ.get(n)), "https://api.openai.com/v1"
+            )
+            key = api_key or os.environ.get("OPENAI_API_KEY") or LOCAL_SERVER_KEY
+            return AsyncOpenAI(api_key=key, base_url=base, http_client=self._http, max_retries=0)
+        if self._handler is None:
+            from litellm.llms.custom_httpx.http_handler import AsyncHTTPHandler
+
+            handler = AsyncHTTPHandler(timeout=self.timeout)
+            handler._client = self._http
+            handler._owns_client = False
+            self._handler = handler
+        return self._handler
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[Chunk]:
         litellm = litellm_module()
+        request = prepare(
+            request, official_openai=request.model.startswith("openai/") and not request.api_base
+        )
         kwargs: dict[str, Any] = {
             "model": request.model,
             "messages": request.messages,
@@ -154,11 +214,19 @@ class LiteLLMProvider:
         if request.prompt_cache_key:
             kwargs["prompt_cache_key"] = request.prompt_cache_key
 
-        calls: dict[int, dict[str, str]] = {}
+        calls = CallAssembler()
         usage = Usage()
-        finish = "stop"
+        finish: str | None = None
+        produced = False
         response: Any = None
         try:
+            try:
+                provider = litellm.get_llm_provider(request.model)[1]
+            except Exception:
+                provider = ""
+            client = await self._client(provider, request, kwargs.get("api_key"))
+            if client is not None:
+                kwargs["client"] = client
             response = await litellm.acompletion(**kwargs)
             async for chunk in response:
                 if getattr(chunk, "usage", None):
@@ -168,24 +236,21 @@ class LiteLLMProvider:
                 choice = chunk.choices[0]
                 if choice.finish_reason:
                     finish = choice.finish_reason
-                delta = choice.delta
-                reasoning = getattr(delta, "reasoning_content", None)
-                if reasoning:
-                    yield ReasoningChunk(reasoning)
-                if delta.content:
-                    yield TextChunk(delta.content)
-                for tc in getattr(delta, "tool_calls", None) or []:
-                    index = tc.index if tc.index is not None else len(calls)
-                    entry = calls.get(index)
-                    if entry is None:
-                        entry = calls[index] = {"id": tc.id or f"call_{index}", "name": "", "arguments": ""}
-                        if tc.function and tc.function.name:
-                            entry["name"] = tc.function.name
-                        yield ToolCallStarted(index, entry["id"], entry["name"])
-                    elif tc.function and tc.function.name and not entry["name"]:
-                        entry["name"] = tc.function.name
-                    if tc.function and tc.function.arguments:
-                        entry["arguments"] += tc.function.arguments
+                for piece in delta_chunks(choice.delta):
+                    produced = True
+                    yield piece
+                for tc in getattr(choice.delta, "tool_calls", None) or []:
+                    function = tc.function
+                    extra = {k: getattr(tc, k) for k in CallAssembler.META if getattr(tc, k, None)}
+                    started = calls.add(
+                        tc.index,
+                        tc.id or None,
+                        function.name if function else None,
+                        function.arguments if function else None,
+                        extra or None,
+                    )
+                    if started is not None:
+                        yield started
         except ProviderError:
             raise
         except Exception as exc:  # every provider/transport failure goes through the table
@@ -199,6 +264,32 @@ class LiteLLMProvider:
             if close is not None:
                 with contextlib.suppress(Exception):
                     await close()
+        if not produced and not len(calls) and finish is None:
+            raise empty_step_error(request.model)
         usage.cost = step_cost(request.model, usage)
-        raw_calls = [RawToolCall(c["id"], c["name"], c["arguments"]) for _, c in sorted(calls.items())]
-        yield StepDone(raw_calls, usage, finish)
+        yield StepDone(calls.calls(), usage, finish or "stop")
+
+
+def delta_chunks(delta: Any) -> list[Chunk]:
+    """Text and reasoning chunks of a litellm delta: ``reasoning_content``, the signatures and
+    redacted blocks of ``thinking_blocks`` (their text is in ``reasoning_content`` already), and
+    ``content`` as a string or a list of parts."""
+    out: list[Chunk] = []
+    reasoning = getattr(delta, "reasoning_content", None)
+    if reasoning and isinstance(reasoning, str):
+        out.append(ReasoningChunk(reasoning))
+    for block in getattr(delta, "thinking_blocks", None) or ():
+        if not isinstance(block, dict):
+            continue
+        if block.get("type") == "redacted_thinking" and block.get("data"):
+            out.append(ReasoningChunk("", redacted=str(block["data"])))
+        elif block.get("signature"):
+            out.append(ReasoningChunk("", signature=str(block["signature"])))
+    content = delta.content
+    if isinstance(content, str):
+        if content:
+            out.append(TextChunk(content))
+    else:
+        for is_reasoning, text in content_pieces(content):
+            out.append(ReasoningChunk(text) if is_reasoning else TextChunk(text))
+    return out

@@ -29,9 +29,21 @@ from nbagent.providers.base import (
     StepDone,
 )
 from nbagent.providers.errors import classify
-from nbagent.providers.native_anthropic import _AnthropicStream, anthropic_body, anthropic_payload
-from nbagent.providers.native_errors import _RULES, _Broken, _provider_error, _status_error, _unstreamed
+from nbagent.providers.native_anthropic import (
+    _AnthropicStream,
+    anthropic_body,
+    anthropic_payload,
+    message_events,
+)
+from nbagent.providers.native_errors import (
+    _RULES,
+    _Broken,
+    _provider_error,
+    _status_error,
+    _stream_error,
+)
 from nbagent.providers.native_openai import _OpenAIStream, openai_body
+from nbagent.providers.normalize import completion_events, empty_step_error, error_payload, prepare
 
 if TYPE_CHECKING:
     import httpx  # imported on first use: `supports()` stays free of it
@@ -177,6 +189,44 @@ def _target(request: ModelRequest) -> _Target:
 __all__ = ["ROUTES", "NativeProvider", "Route", "anthropic_payload", "supports"]
 
 
+async def _no_lines() -> AsyncIterator[str]:
+    return
+    yield  # an empty async iterator
+
+
+async def _whole_reply(
+    response: httpx.Response,
+    parser: _OpenAIStream | _AnthropicStream,
+    anthropic: bool,
+    model: str,
+    key_env: str,
+) -> list[Chunk]:
+    """The chunks of a whole JSON reply to a streamed request (see :func:`normalize.completion_events`)."""
+    raw = await response.aread()
+    try:
+        payload = json.loads(raw)
+    except ValueError:
+        payload = None
+    error = error_payload(payload)
+    if error is not None:
+        raise _stream_error(error, model, key_env)
+    if anthropic and isinstance(payload, dict) and payload.get("type") == "message":
+        events = message_events(payload)
+    elif not anthropic and isinstance(payload, dict) and isinstance(payload.get("choices"), list):
+        events = completion_events(payload)
+    else:
+        text = " ".join(raw[:1000].decode("utf-8", "replace").split())[:200]
+        raise ProviderError(
+            f"The server answered without streaming, and not with a chat reply ({model}: {text}).",
+            "Check --api-base: it should be the model server's API (e.g. http://localhost:8000/v1).",
+            kind="bad_request",
+        )
+    chunks = [chunk for event in events for chunk in parser.feed_event(event)]
+    if isinstance(parser, _OpenAIStream):
+        parser.done = True
+    return chunks
+
+
 class NativeProvider:
     """Streams one step over the provider's own HTTP API; one keep-alive client per instance.
 
@@ -225,6 +275,7 @@ class NativeProvider:
         import httpx
 
         target = _target(request)
+        request = prepare(request, official_openai=target.official_openai)
         anthropic = target.route.protocol == ANTHROPIC
         body = anthropic_body(request, target) if anthropic else openai_body(request, target)
         content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
@@ -238,9 +289,16 @@ class NativeProvider:
                 if response.status_code >= 400:
                     raise await _status_error(response, request.model, key_env)
                 if "json" in response.headers.get("content-type", ""):
-                    raise await _unstreamed(response, request.model, key_env)
-                data: list[str] = []
-                async for line in response.aiter_lines():
+                    # A server that ignored stream=true: a whole reply is a normal reply; an error body
+                    # (an HTTP 200 some proxies send) is an error.
+                    for chunk in await _whole_reply(response, parser, anthropic, request.model, key_env):
+                        yield chunk
+                    data: list[str] = []
+                    response_lines = _no_lines()
+                else:
+                    data = []
+                    response_lines = response.aiter_lines()
+                async for line in response_lines:
                     if line.startswith("data:"):
                         data.append(line[6:] if line.startswith("data: ") else line[5:])
                     elif not line and data:
@@ -250,6 +308,8 @@ class NativeProvider:
                 if data:  # a last event without its blank line
                     for chunk in parser.feed("\n".join(data)):
                         yield chunk
+                if parser.empty():
+                    raise empty_step_error(request.model)
                 if not parser.complete():
                     raise _Broken("the response stream ended before the model finished")
         except ProviderError:

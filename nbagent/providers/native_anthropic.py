@@ -126,7 +126,8 @@ def anthropic_payload(
         elif role == "tool":
             push("user", [_tool_result(message)])
         elif role == "assistant":
-            blocks = _blocks(message.get("content"))
+            blocks = [dict(b) for b in message.get("thinking_blocks") or () if isinstance(b, dict)]
+            blocks += _blocks(message.get("content"))
             for call in message.get("tool_calls") or []:
                 function = call.get("function") or {}
                 blocks.append(
@@ -193,9 +194,12 @@ class _AnthropicStream:
         self.usage: dict[str, Any] = {}
         self.stop_reason: str | None = None
         self.done = False
+        self.produced = False  # any text or reasoning
 
     def feed(self, data: str) -> Iterator[Chunk]:
-        event = json.loads(data)
+        yield from self.feed_event(json.loads(data))
+
+    def feed_event(self, event: Any) -> Iterator[Chunk]:
         if not isinstance(event, dict):
             return
         kind = event.get("type")
@@ -203,9 +207,13 @@ class _AnthropicStream:
             delta = event.get("delta") or {}
             dtype = delta.get("type")
             if dtype == "text_delta" and delta.get("text"):
+                self.produced = True
                 yield TextChunk(delta["text"])
             elif dtype == "thinking_delta" and delta.get("thinking"):
+                self.produced = True
                 yield ReasoningChunk(delta["thinking"])
+            elif dtype == "signature_delta" and delta.get("signature"):
+                yield ReasoningChunk("", signature=delta["signature"])
             elif dtype == "input_json_delta":
                 call = self.calls.get(event.get("index", -1))
                 if call is not None and delta.get("partial_json"):
@@ -224,9 +232,14 @@ class _AnthropicStream:
                 self.calls[event.get("index", ordinal)] = call
                 yield ToolCallStarted(ordinal, call[0], call[1])
             elif btype == "text" and block.get("text"):
+                self.produced = True
                 yield TextChunk(block["text"])
-            elif btype == "thinking" and block.get("thinking"):
-                yield ReasoningChunk(block["thinking"])
+            elif btype == "thinking" and (block.get("thinking") or block.get("signature")):
+                self.produced = True
+                yield ReasoningChunk(block.get("thinking") or "", signature=block.get("signature") or None)
+            elif btype == "redacted_thinking" and block.get("data"):
+                self.produced = True
+                yield ReasoningChunk("", redacted=str(block["data"]))
         elif kind == "message_start":
             usage = (event.get("message") or {}).get("usage")
             if isinstance(usage, dict):
@@ -246,6 +259,10 @@ class _AnthropicStream:
     def complete(self) -> bool:
         return self.done
 
+    def empty(self) -> bool:
+        """Nothing came: no text, no reasoning, no call, no stop reason."""
+        return not self.produced and not self.calls and self.stop_reason is None
+
     def result(self) -> tuple[list[RawToolCall], Usage, str]:
         calls = []
         for _, (call_id, name, pieces, start_input) in sorted(self.calls.items()):
@@ -263,3 +280,38 @@ class _AnthropicStream:
         )
         stop = self.stop_reason or "end_turn"
         return calls, usage, _STOP_REASONS.get(stop, "stop")
+
+
+def message_events(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """A whole Anthropic ``message`` (a server that ignored ``stream: true``) as the stream events it
+    stands for, so the stream parser reads it like any reply."""
+    usage = payload.get("usage") or {}
+    events: list[dict[str, Any]] = [{"type": "message_start", "message": {**payload, "content": []}}]
+    for index, block in enumerate(payload.get("content") or []):
+        if not isinstance(block, dict):
+            continue
+        kind = block.get("type")
+        deltas: list[dict[str, Any]] = []
+        if kind == "tool_use":
+            start = {**block, "input": {}}
+            deltas.append({"type": "input_json_delta", "partial_json": json.dumps(block.get("input") or {})})
+        elif kind == "text":
+            start = {"type": "text", "text": ""}
+            deltas.append({"type": "text_delta", "text": block.get("text") or ""})
+        elif kind == "thinking":
+            start = {"type": "thinking", "thinking": ""}
+            deltas.append({"type": "thinking_delta", "thinking": block.get("thinking") or ""})
+            if block.get("signature"):
+                deltas.append({"type": "signature_delta", "signature": block["signature"]})
+        else:
+            start = block
+        events.append({"type": "content_block_start", "index": index, "content_block": start})
+        events += [{"type": "content_block_delta", "index": index, "delta": d} for d in deltas]
+        events.append({"type": "content_block_stop", "index": index})
+    end: dict[str, Any] = {
+        "stop_reason": payload.get("stop_reason"),
+        "stop_sequence": payload.get("stop_sequence"),
+    }
+    events.append({"type": "message_delta", "delta": end, "usage": usage})
+    events.append({"type": "message_stop"})
+    return events

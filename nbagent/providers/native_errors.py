@@ -7,7 +7,17 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from nbagent.core.errors import ContextTooLong, ProviderError
-from nbagent.providers.errors import TABLE, ErrorRule, retry_after
+from nbagent.providers.errors import (
+    BY_STATUS,
+    BY_TYPE,
+    TABLE,
+    USAGE_LIMIT,
+    ErrorRule,
+    error_fields,
+    is_usage_limit,
+    retry_after,
+    usage_hint,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -20,34 +30,8 @@ ERROR_DETAIL_LIMIT = 500  # characters of it the user sees
 
 _RULES = {rule.exception: rule for rule in TABLE}
 _SERVER = ErrorRule("APIError", "server", True, "The provider returned an error.", "Try again later.")
-_BY_STATUS = {
-    400: "BadRequestError",
-    401: "AuthenticationError",
-    402: "PaymentRequiredError",
-    403: "PermissionDeniedError",
-    404: "NotFoundError",
-    408: "Timeout",
-    413: "BadRequestError",
-    422: "UnprocessableEntityError",
-    429: "RateLimitError",
-    500: "InternalServerError",
-    502: "BadGatewayError",
-    503: "ServiceUnavailableError",
-    504: "Timeout",
-    529: "ServiceUnavailableError",
-}
-_BY_TYPE = {  # error types of mid-stream errors (Anthropic's, and OpenAI-compatible servers')
-    "invalid_request_error": "BadRequestError",
-    "authentication_error": "AuthenticationError",
-    "permission_error": "PermissionDeniedError",
-    "not_found_error": "NotFoundError",
-    "request_too_large": "BadRequestError",
-    "rate_limit_error": "RateLimitError",
-    "api_error": "InternalServerError",
-    "overloaded_error": "ServiceUnavailableError",
-    "server_error": "InternalServerError",
-    "context_length_exceeded": "ContextWindowExceededError",
-}
+_BY_STATUS = BY_STATUS
+_BY_TYPE = BY_TYPE
 # Last resort, documented: providers that report an over-long prompt only in the message text
 # (Anthropic's invalid_request_error "prompt is too long: N tokens > M maximum", vLLM, DeepSeek).
 _CONTEXT_PHRASES = (
@@ -61,15 +45,7 @@ _CONTEXT_PHRASES = (
 )
 
 
-def _error_fields(payload: Any) -> tuple[str, str, str]:
-    """(message, type, code) from an OpenAI or Anthropic error body."""
-    error = payload.get("error") if isinstance(payload, dict) else None
-    if isinstance(error, str):
-        return error, "", ""
-    if not isinstance(error, dict):
-        error = payload if isinstance(payload, dict) else {}
-    code = error.get("code")
-    return str(error.get("message") or ""), str(error.get("type") or ""), "" if code is None else str(code)
+_error_fields = error_fields  # (message, type, code) of a body in any shape providers send
 
 
 def _is_context_error(status: int | None, message: str, kind: str, code: str) -> bool:
@@ -100,7 +76,7 @@ def _provider_error(
     detail = " ".join(detail.split())
     if len(detail) > ERROR_DETAIL_LIMIT:
         detail = detail[: ERROR_DETAIL_LIMIT - 1] + "…"
-    hint = rule.hint
+    hint = usage_hint(wait) if rule is USAGE_LIMIT else rule.hint
     if rule.kind == "auth":
         hint = f"Set {key_env} in the environment (or pass --api-key) for {model}."
     elif rule.kind == "permission":
@@ -144,8 +120,9 @@ async def _status_error(response: httpx.Response, model: str, key_env: str) -> P
     except ValueError:
         message, kind, code = text.strip(), "", ""
     status = response.status_code
-    rule = _rule_for(status, message, kind, code)
-    wait = retry_after(_Headers(response.headers))
+    rule, wait = _usage_rule(
+        _rule_for(status, message, kind, code), message, retry_after(_Headers(response.headers))
+    )
     return _provider_error(
         rule, model, f"HTTP {status}: {message or response.reason_phrase}", key_env=key_env, wait=wait
     )
@@ -158,6 +135,8 @@ async def _unstreamed(response: httpx.Response, model: str, key_env: str) -> Pro
         payload = json.loads(text)
     except ValueError:
         payload = None
+    if isinstance(payload, list) and payload and isinstance(payload[0], dict) and "error" in payload[0]:
+        payload = payload[0]
     if isinstance(payload, dict) and "error" in payload:
         return _stream_error(payload, model, key_env)
     return ProviderError(
@@ -169,9 +148,17 @@ async def _unstreamed(response: httpx.Response, model: str, key_env: str) -> Pro
 
 def _stream_error(payload: Any, model: str, key_env: str) -> ProviderError:
     message, kind, code = _error_fields(payload)
-    return _provider_error(
-        _rule_for(None, message, kind, code), model, message or "error event", key_env=key_env
-    )
+    rule, wait = _usage_rule(_rule_for(None, message, kind, code), message, None)
+    return _provider_error(rule, model, message or "error event", key_env=key_env, wait=wait)
+
+
+def _usage_rule(rule: ErrorRule, message: str, wait: float | None) -> tuple[ErrorRule, float | None]:
+    """A rate limit, refusal or billing failure that is a usage limit (or quota) gets its own rule; the
+    wait is the provider's reset time where it named one."""
+    limited, reset = is_usage_limit(rule.kind, message, wait)
+    if limited:
+        return USAGE_LIMIT, reset
+    return rule, reset if rule.kind == "rate_limit" else wait
 
 
 # -- streaming ----------------------------------------------------------------------------------

@@ -13,9 +13,9 @@ from nbagent.providers.base import (
     RawToolCall,
     ReasoningChunk,
     TextChunk,
-    ToolCallStarted,
 )
 from nbagent.providers.native_errors import _stream_error
+from nbagent.providers.normalize import CallAssembler, flatten_delta
 
 if TYPE_CHECKING:
     from nbagent.providers.native import _Target
@@ -64,16 +64,19 @@ def openai_body(request: ModelRequest, target: _Target) -> dict[str, Any]:
 class _OpenAIStream:
     def __init__(self, model: str, key_env: str) -> None:
         self.model, self.key_env = model, key_env
-        self.calls: dict[int, tuple[str, list[str], list[str]]] = {}  # index -> (id, [name], [arguments])
+        self.calls = CallAssembler()
         self.usage: dict[str, Any] | None = None
         self.finish: str | None = None
         self.done = False
+        self.produced = False  # any text or reasoning
 
     def feed(self, data: str) -> Iterator[Chunk]:
         if data == "[DONE]":
             self.done = True
             return
-        event = json.loads(data)
+        yield from self.feed_event(json.loads(data))
+
+    def feed_event(self, event: Any) -> Iterator[Chunk]:
         if not isinstance(event, dict):
             return
         if "error" in event:
@@ -87,36 +90,31 @@ class _OpenAIStream:
         choice = choices[0]
         if choice.get("finish_reason"):
             self.finish = choice["finish_reason"]
-        delta = choice.get("delta") or {}
+        delta = flatten_delta(choice.get("delta") or {})
         reasoning = delta.get("reasoning_content") or delta.get("reasoning")
         if reasoning and isinstance(reasoning, str):
+            self.produced = True
             yield ReasoningChunk(reasoning)
         text = delta.get("content")
         if text and isinstance(text, str):
+            self.produced = True
             yield TextChunk(text)
         for call in delta.get("tool_calls") or ():
-            index = call.get("index")
-            if not isinstance(index, int):
-                index = len(self.calls)
-            function = call.get("function") or {}
-            entry = self.calls.get(index)
-            if entry is None:
-                entry = (call.get("id") or f"call_{index}", [function.get("name") or ""], [])
-                self.calls[index] = entry
-                yield ToolCallStarted(index, entry[0], entry[1][0])
-            elif function.get("name") and not entry[1][0]:
-                entry[1][0] = function["name"]
-            arguments = function.get("arguments")
-            if arguments:
-                entry[2].append(arguments if isinstance(arguments, str) else json.dumps(arguments))
+            if isinstance(call, dict):
+                started = self.calls.add_openai(call)
+                if started is not None:
+                    yield started
 
     def complete(self) -> bool:
         # Some compatible servers omit [DONE]; a finish_reason also means the answer is whole.
         return self.done or self.finish is not None
 
+    def empty(self) -> bool:
+        """Nothing came: no text, no reasoning, no call, no finish reason."""
+        return not self.produced and not len(self.calls) and self.finish is None
+
     def result(self) -> tuple[list[RawToolCall], Usage, str]:
-        calls = [RawToolCall(c[0], c[1][0], "".join(c[2])) for _, c in sorted(self.calls.items())]
-        return calls, _openai_usage(self.usage), self.finish or "stop"
+        return self.calls.calls(), _openai_usage(self.usage), self.finish or "stop"
 
 
 def _count(mapping: Any, name: str) -> int:

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from nbagent.core.messages import Message, TextPart, ToolCompleted, ToolError, ToolPart
+from nbagent.providers.normalize import assistant_extras, call_extras
 
 INTERRUPTED = "[interrupted: the tool call did not finish]"
 
@@ -34,8 +35,14 @@ def _is_json_object(raw: str) -> bool:
         return False
 
 
-def to_openai(messages: list[Message], *, vision: bool = True) -> list[dict[str, Any]]:
-    """Translate the history. Every tool call gets a result, so the history is valid everywhere."""
+def to_openai(
+    messages: list[Message], *, vision: bool = True, model: str | None = None
+) -> list[dict[str, Any]]:
+    """Translate the history. Every tool call gets a result, so the history is valid everywhere.
+
+    ``model``: the model the request goes to. Reasoning, signatures and call metadata go back to the
+    model that produced them (see :func:`nbagent.providers.normalize.assistant_extras`); without a
+    model, none are sent."""
     out: list[dict[str, Any]] = []
     for message in messages:
         if message.role == "user":
@@ -44,12 +51,15 @@ def to_openai(messages: list[Message], *, vision: bool = True) -> list[dict[str,
         text = "".join(p.text for p in message.parts if isinstance(p, TextPart))
         calls = message.tool_parts()
         entry: dict[str, Any] = {"role": "assistant", "content": text or None}
+        entry.update(assistant_extras(message, model, bool(calls)))
         if calls:
+            same = model is not None and message.model == model
             entry["tool_calls"] = [
                 {
                     "id": p.call_id,
                     "type": "function",
                     "function": {"name": p.tool, "arguments": tool_call_arguments(p)},
+                    **call_extras(p.extra, same),
                 }
                 for p in calls
             ]

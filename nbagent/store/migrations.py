@@ -116,6 +116,18 @@ MIGRATIONS: list[str] = [
     CREATE INDEX undo_entries_after ON undo_entries(after_sha);
     CREATE INDEX undo_refs_sha ON undo_refs(sha);
     """,
+    # 2: the daily spending ledger (budgets): tokens and known cost per local date and session, added to
+    # by every process that shares the store. No foreign key: the spend stays when a session is deleted.
+    """
+    CREATE TABLE spend_days (
+        day TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        tokens INTEGER NOT NULL DEFAULT 0,
+        cost REAL NOT NULL DEFAULT 0,
+        updated REAL NOT NULL,
+        PRIMARY KEY (day, session_id)
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

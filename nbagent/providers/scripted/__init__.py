@@ -3,8 +3,11 @@
 The demo and the tests use it: litellm reaches it exactly as it reaches a real provider.
 """
 
+from nbagent.providers.scripted.quirks import Quirks
 from nbagent.providers.scripted.script import (
     CutStream,
+    EmptyStream,
+    ErrorBody,
     ErrorReply,
     FunctionScript,
     ListScript,
@@ -16,9 +19,12 @@ from nbagent.providers.scripted.server import ScriptedModelServer, ScriptMismatc
 
 __all__ = [
     "CutStream",
+    "EmptyStream",
+    "ErrorBody",
     "ErrorReply",
     "FunctionScript",
     "ListScript",
+    "Quirks",
     "Reply",
     "Script",
     "ScriptMismatch",

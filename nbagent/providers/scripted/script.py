@@ -43,7 +43,25 @@ class CutStream:
     after_chunks: int = 2
 
 
-Answer = Reply | ErrorReply | CutStream
+@dataclass
+class EmptyStream:
+    """A 200 answer with nothing in it: no text, no call, no finish reason (streamed or whole)."""
+
+
+@dataclass
+class ErrorBody:
+    """An HTTP 200 whose body is an error (``listed``: Google's ``[{"error": ...}]``)."""
+
+    message: str = "upstream overloaded"
+    error_type: str = "server_error"
+    listed: bool = False
+
+    def payload(self) -> Any:
+        body = {"error": {"message": self.message, "type": self.error_type, "code": None}}
+        return [body] if self.listed else body
+
+
+Answer = Reply | ErrorReply | CutStream | EmptyStream | ErrorBody
 
 
 def tool_results(request: dict[str, Any]) -> list[str]:

@@ -27,7 +27,16 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from nbagent.providers.scripted.script import Answer, CutStream, ErrorReply, Script
+from nbagent.providers.scripted.quirks import Quirks, QuirkState
+from nbagent.providers.scripted.script import (
+    Answer,
+    CutStream,
+    EmptyStream,
+    ErrorBody,
+    ErrorReply,
+    Reply,
+    Script,
+)
 from nbagent.providers.scripted.wire import (
     anthropic_message,
     anthropic_stream,
@@ -142,9 +151,12 @@ class ScriptedModelServer:
     ``exact``: a counted script must be consumed exactly (see the module's docstring).
     """
 
-    def __init__(self, script: Script, port: int = 0, *, exact: bool = False) -> None:
+    def __init__(
+        self, script: Script, port: int = 0, *, exact: bool = False, quirks: Quirks | None = None
+    ) -> None:
         self.script = script
         self.exact = exact
+        self.quirks = QuirkState(quirks) if quirks is not None else None
         self.requests: list[RecordedRequest] = []
         self.errors: list[BaseException] = []  # raised while answering; check() re-raises the first
         self.extra_requests = 0  # requests past the end of a counted script (exact mode)
@@ -304,14 +316,28 @@ class ScriptedModelServer:
         return Handler
 
     def _serve(self, h: Any, body: dict[str, Any], protocol: str, answer: Answer) -> None:
+        if self.quirks is not None:
+            refused = self.quirks.check(body, protocol)
+            if refused is not None:
+                kind = "invalid_request_error" if refused[0] == 400 else "unprocessable_entity"
+                self._error(h, protocol, ErrorReply(refused[0], refused[1], error_type=kind))
+                return
         if isinstance(answer, ErrorReply):
             self._error(h, protocol, answer)
+            return
+        if isinstance(answer, ErrorBody):
+            h._json(200, answer.payload())
+            return
+        if isinstance(answer, EmptyStream):
+            self._empty(h, body, protocol)
             return
         reply = answer.reply if isinstance(answer, CutStream) else answer
         cut = answer.after_chunks if isinstance(answer, CutStream) else None
         usage = self._cache.measure(body, protocol)
         model = str(body.get("model", "scripted"))
-        if body.get("stream"):
+        if self.quirks is not None:
+            self._serve_quirky(h, body, protocol, reply, usage, cut)
+        elif body.get("stream"):
             if protocol == "openai":
                 include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
                 events = openai_stream(reply, model, usage, include_usage)
@@ -322,6 +348,60 @@ class ScriptedModelServer:
             h._json(200, openai_message(reply, model, usage))
         else:
             h._json(200, anthropic_message(reply, model, usage))
+
+    def _serve_quirky(
+        self,
+        h: Any,
+        body: dict[str, Any],
+        protocol: str,
+        reply: Reply,
+        usage: tuple[int, int, int],
+        cut: int | None,
+    ) -> None:
+        assert self.quirks is not None
+        reply, issued, _ = self.quirks.prepare(reply, protocol)
+        model = str(body.get("model", "scripted"))
+        stream = bool(body.get("stream")) and not self.quirks.quirks.ignore_stream
+        if protocol == "openai" and stream:
+            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            events = self.quirks.openai_events(openai_stream(reply, model, usage, include_usage), issued)
+            self._stream(h, events, cut, reply.delay)
+        elif protocol == "openai":
+            payload = openai_message(reply, model, usage)
+            payload["choices"][0]["message"] = self.quirks.openai_message(
+                payload["choices"][0]["message"], issued
+            )
+            h._json(200, payload)
+        elif stream:
+            self._stream(
+                h,
+                self.quirks.anthropic_events(anthropic_stream(reply, model, usage), issued),
+                cut,
+                reply.delay,
+            )
+        else:
+            payload = anthropic_message(reply, model, usage)
+            payload["content"] = self.quirks.anthropic_blocks(payload["content"], issued)
+            h._json(200, payload)
+
+    def _empty(self, h: Any, body: dict[str, Any], protocol: str) -> None:
+        """Nothing: no text, no call, no finish reason."""
+        ignore = self.quirks is not None and self.quirks.quirks.ignore_stream
+        if not body.get("stream") or ignore:
+            if protocol == "openai":
+                message = {"role": "assistant", "content": None}
+                h._json(
+                    200,
+                    {
+                        "object": "chat.completion",
+                        "choices": [{"index": 0, "message": message, "finish_reason": None}],
+                    },
+                )
+            else:
+                h._json(200, {"type": "message", "role": "assistant", "content": [], "stop_reason": None})
+            return
+        events = ["data: [DONE]\n\n"] if protocol == "openai" else []
+        self._stream(h, events, None, 0.0)
 
     def _error(self, h: Any, protocol: str, err: ErrorReply) -> None:
         if protocol == "anthropic":

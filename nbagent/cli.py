@@ -183,13 +183,22 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     if not rows:
         print("No sessions yet." if args.all else f"No sessions for {root} (use --all for every project).")
         return EXIT_OK
-    for info in rows:
+
+    def show(info: Any, depth: int) -> None:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(info.updated))
         cost = f"${info.usage.cost:.4f}" if info.usage.cost is not None else "-"
-        where = f"  {info.project}" if args.all else ""
+        where = f"  {info.project}" if args.all and not depth else ""
+        agent = f"[{info.agent}] " if depth and info.agent else ""
         print(
-            f"{info.id}  {when}  {info.message_count:>4} msgs  {cost:>9}  {info.model or '-'}  {info.title}{where}"
+            f"{'  ' * depth}{'└ ' if depth else ''}{info.id}  {when}  {info.message_count:>4} msgs  {cost:>9}"
+            f"  {info.model or '-'}  {agent}{info.title}{where}"
         )
+        if depth < 8:  # subagent sessions under their parent
+            for child in store.children(info.id):
+                show(child, depth + 1)
+
+    for info in rows:
+        show(info, 0)
     return EXIT_OK
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
 from nbagent.core.events import (
+    EVENT_ADAPTER,
     BudgetStatus,
     DiffProduced,
     ErrorEvent,
@@ -20,6 +22,7 @@ from nbagent.core.events import (
     PermissionReplied,
     ReasoningDelta,
     Retrying,
+    SubagentEvent,
     TextDelta,
     TodoUpdated,
     ToolCallCompleted,
@@ -27,6 +30,7 @@ from nbagent.core.events import (
     ToolCallOutput,
     ToolCallRunning,
     TurnFinished,
+    TurnStarted,
     UsageUpdated,
 )
 from nbagent.core.messages import Usage
@@ -36,6 +40,27 @@ if TYPE_CHECKING:
 
 TODO_MARKS = {"pending": "☐", "in_progress": "◐", "completed": "☑", "cancelled": "☒"}
 MAX_DIFF_LINES = 80
+CHILD_TEXT_LINES = 12  # lines of a child agent's text shown per message (its tool calls all show)
+
+
+def unwrap(event: Event) -> tuple[Event, list[str]]:
+    """A child's event out of its ``SubagentEvent`` wrappers, with the agents it came through
+    (``[]`` for the turn's own events; ``["general", "explore"]`` for a grandchild's)."""
+    agents: list[str] = []
+    while isinstance(event, SubagentEvent):
+        agents.append(event.agent)
+        try:
+            event = EVENT_ADAPTER.validate_python(event.event)
+        except ValidationError:
+            return Notice(message=f"unreadable event from agent {agents[-1]}"), agents
+    return event, agents
+
+
+def permission_request(event: Event) -> tuple[PermissionAsked, str] | None:
+    """(the request, the name of the child agent asking or "") when ``event`` asks the user; a
+    child's request is answered with the parent session's ``reply`` and the request's own id."""
+    inner, agents = unwrap(event)
+    return (inner, " › ".join(agents)) if isinstance(inner, PermissionAsked) else None
 
 
 def summarize_input(tool: str, data: dict[str, Any]) -> str:
@@ -86,6 +111,7 @@ class Renderer:
         self._total = Usage()
         self._turn = Usage()
         self._budget_stop = ""
+        self._child_text: dict[tuple[str, str], str] = {}  # a child's text, printed when its message ends
 
     def _end_stream(self) -> None:
         if self._in_text or self._in_reasoning:
@@ -94,6 +120,10 @@ class Renderer:
 
     def render(self, event: Event) -> None:
         c = self.console
+        if isinstance(event, SubagentEvent):
+            self._end_stream()
+            self._child(event)
+            return
         if isinstance(event, TextDelta):
             if not self._in_text:
                 self._end_stream()
@@ -157,6 +187,10 @@ class Renderer:
                 c.print(f"[bold red]■ {escape(event.message)}[/]")
             else:
                 c.print(f"[yellow]! {escape(event.message)}[/]")
+        elif isinstance(event, UsageUpdated) and not event.step:  # a child's usage, rolled up
+            self._total = event.total
+            self._turn = self._turn + event.usage
+            c.print(f"  [dim]+ subagent {escape(event.model)}: {format_usage(event.usage)}[/]")
         elif isinstance(event, UsageUpdated):
             self._total = event.total
             self._turn = self._turn + event.usage
@@ -175,6 +209,59 @@ class Renderer:
             )
             self._turn, self._budget_stop = Usage(), ""
 
+    def _child(self, wrapped: SubagentEvent) -> None:
+        """A child agent's event, one line indented under its ``task`` call (``│`` per level)."""
+        event, agents = unwrap(wrapped)
+        pad = "  " + "│ " * len(agents)
+        name = escape(" › ".join(agents))
+        key = (wrapped.child_session_id, getattr(event, "message_id", ""))
+        if isinstance(event, TextDelta):
+            self._child_text[key] = self._child_text.get(key, "") + event.text
+            return
+        if isinstance(event, ReasoningDelta | ToolCallOutput):
+            return
+        for (session, _m), text in list(self._child_text.items()):  # the child's text so far, then this
+            if session == wrapped.child_session_id:
+                del self._child_text[(session, _m)]
+                lines = text.strip().splitlines()
+                for line in lines[:CHILD_TEXT_LINES]:
+                    self.console.print(f"{pad}[dim]{escape(line)}[/]")
+                if len(lines) > CHILD_TEXT_LINES:
+                    self.console.print(f"{pad}[dim]… {len(lines) - CHILD_TEXT_LINES} more lines[/]")
+        c = self.console
+        if isinstance(event, TurnStarted):
+            c.print(f"{pad[:-2]}[magenta]↳ agent {name}[/] [dim]started[/]")
+        elif isinstance(event, ToolCallRunning):
+            c.print(
+                f"{pad}[cyan]●[/] {escape(event.tool)} {escape(summarize_input(event.tool, event.input))}"
+            )
+        elif isinstance(event, ToolCallCompleted):
+            first = event.title or (event.output.strip().splitlines() or [""])[0]
+            c.print(f"{pad}  [green]✓[/] [dim]{escape(first[:100])}[/]")
+        elif isinstance(event, ToolCallError):
+            c.print(f"{pad}  [red]✗ {escape((event.error.splitlines() or ['error'])[0][:200])}[/]")
+        elif isinstance(event, DiffProduced):
+            c.print(
+                f"{pad}  [bold]{escape(event.path)}[/] [green]+{event.additions}[/] [red]-{event.deletions}[/]"
+            )
+        elif isinstance(event, PermissionAsked):
+            c.print(
+                f"{pad}[yellow]? permission ({name})[/] [bold]{escape(event.title)}[/] [dim]({escape(event.reason)})[/]"
+            )
+        elif isinstance(event, PermissionReplied):
+            c.print(
+                f"{pad}[dim]→ {escape(event.reply)}{f' ({escape(event.by)})' if event.by != 'user' else ''}[/]"
+            )
+        elif isinstance(event, Notice | ErrorEvent | Retrying | BudgetStatus | ModelSwitched):
+            message = getattr(event, "message", "") or getattr(event, "reason", "")
+            color = "red" if isinstance(event, ErrorEvent) else "yellow"
+            c.print(f"{pad}[{color}]{escape(str(message)[:300])}[/]")
+        elif isinstance(event, TurnFinished):
+            c.print(
+                f"{pad[:-2]}[magenta]└ agent {name}[/] [dim]{escape(event.reason)} · {event.steps} steps · "
+                f"{format_usage(event.usage)}[/]"
+            )
+
     def _diff(self, event: DiffProduced) -> None:
         from rich.syntax import Syntax  # pygments: only once a diff shows
 
@@ -187,10 +274,12 @@ class Renderer:
         if len(lines) > MAX_DIFF_LINES:
             self.console.print(f"  [dim]… {len(lines) - MAX_DIFF_LINES} more diff lines[/]")
 
-    def show_permission_prompt(self, event: PermissionAsked) -> None:
-        """The question under a ``PermissionAsked`` event; the answer is read by the caller."""
+    def show_permission_prompt(self, event: PermissionAsked, agent: str = "") -> None:
+        """The question under a ``PermissionAsked`` event (``agent``: the child agent asking, named in
+        it); the answer is read by the caller."""
         rules = f" ({', '.join(event.always)})" if event.always else ""
-        question = f"  Allow? [y]es once / [a]lways{rules} / [n]o (or type feedback): "
+        who = f"agent {agent} asks: " if agent else ""
+        question = f"  {who}Allow? [y]es once / [a]lways{rules} / [n]o (or type feedback): "
         self.console.print(escape(question), end="")
 
     @staticmethod

@@ -55,6 +55,7 @@ def add_session_options(p: argparse.ArgumentParser) -> None:
         help="permission mode: default, acceptEdits (edits in the project allowed), plan (read-only), bypass (no prompts)",
     )
     p.add_argument("--cwd", type=Path, default=None, help="project directory (default: the current one)")
+    p.add_argument("--agent", default=None, help="the primary agent to run as (build, plan, or a custom one)")
     resume = p.add_mutually_exclusive_group()
     resume.add_argument(
         "--continue", "-c", dest="continue_", action="store_true", help="continue the last session here"
@@ -101,6 +102,7 @@ def open_session(args: argparse.Namespace, *, headless: Any) -> Session:
         "api_key": args.api_key,
         "headless": headless,
         "trust_project": args.trust_project,
+        "agent": getattr(args, "agent", None),  # the primary agent: its prompt, tools, model and rules
     }
     if resume_id:
         return Session.resume(root, config, store, resume_id, **options)
@@ -157,12 +159,30 @@ async def ask_in_terminal(renderer: Renderer, event: PermissionAsked) -> tuple[R
             return reply
 
 
+def _child_question(event: Any) -> Any:
+    """The ``PermissionAsked`` a (grand)child's ``SubagentEvent`` carries, labelled with the agent; or None."""
+    from nbagent.core.events import PermissionAsked, SubagentEvent
+
+    agents = []
+    while isinstance(event, SubagentEvent):
+        agents.append(event.agent)
+        inner = event.event
+        if inner.get("type") == "subagent":
+            event = SubagentEvent.model_validate(inner)
+        elif inner.get("type") == "permission_asked":
+            asked = PermissionAsked.model_validate(inner)
+            return asked.model_copy(update={"title": f"[{' > '.join(agents)}] {asked.title}"})
+        else:
+            return None
+    return None
+
+
 async def drive_turn(
     session: Session, prompt: str, output_format: str, renderer: Renderer | None, *, interactive: bool
 ) -> TurnOutcome:
     """Run one turn to its end, rendering its events. Ctrl-C stops the turn (tools are stopped, the
     session saved); its ``TurnFinished`` then says ``cancelled``."""
-    from nbagent.core.events import ErrorEvent, PermissionAsked, TurnFinished
+    from nbagent.core.events import ErrorEvent, PermissionAsked, SubagentEvent, TurnFinished
 
     outcome = TurnOutcome()
     loop = asyncio.get_running_loop()
@@ -185,6 +205,8 @@ async def drive_turn(
                 renderer.render(event)
             if isinstance(event, ErrorEvent):
                 outcome.errors.append(event)
+            if isinstance(event, SubagentEvent) and interactive:  # a child's question, answered here
+                event = _child_question(event) or event
             if isinstance(event, PermissionAsked) and interactive and renderer is not None:
                 task = asyncio.ensure_future(ask_in_terminal(renderer, event))
                 asking.append(task)

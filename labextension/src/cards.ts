@@ -7,6 +7,7 @@
  */
 import type { DiffProduced } from './generated/events';
 import type { Block, PermissionBlock, ToolBlock } from './state';
+import { childLabel, childOpen } from './nested';
 import { alwaysRules, diffCounts, summarizeInput, titleExtra } from './state';
 
 /** What the cards need of the widget that holds them. */
@@ -136,7 +137,7 @@ export function renderBlock(block: Block, node: HTMLElement, host: CardHost): vo
       return;
     }
     case 'tool':
-      renderTool(block, node);
+      renderTool(block, node, host);
       return;
     case 'permission':
       renderPermission(block, node, host);
@@ -186,11 +187,12 @@ function fold(role: string, label: string, body: HTMLElement, open: Set<string>)
   return details;
 }
 
-export function renderTool(block: ToolBlock, node: HTMLElement): void {
+export function renderTool(block: ToolBlock, node: HTMLElement, host: CardHost | null = null): void {
   const open = new Set<string>();
-  for (const d of node.querySelectorAll('details[open]')) {
+  for (const d of node.querySelectorAll(':scope > details[open]')) {
     open.add((d as HTMLElement).dataset.role ?? '');
   }
+  const nested = node.querySelector<HTMLDetailsElement>(':scope > details.nba-subagent');
   node.className = `nba-block nba-tool nba-status-${block.status}`;
   node.dataset.callId = block.callId;
   node.dataset.tool = block.tool;
@@ -227,6 +229,12 @@ export function renderTool(block: ToolBlock, node: HTMLElement): void {
   for (const diff of block.diffs) {
     parts.push(diffNode(diff));
   }
+  if (block.child && host) {
+    // kept across redraws: its blocks are drawn again only when they change (a prompt keeps its input)
+    const box = nested ?? el('details', 'nba-subagent');
+    renderNested(block, box, host);
+    parts.push(box);
+  }
   if (block.status === 'completed') {
     const output = stripAnsi(block.output);
     const lines = output ? output.split('\n').length : 0;
@@ -237,6 +245,63 @@ export function renderTool(block: ToolBlock, node: HTMLElement): void {
     parts.push(el('pre', 'nba-pre nba-error', clipMiddle(stripAnsi(block.error), 2000)));
   }
   node.replaceChildren(...parts);
+}
+
+const nestedNodes = new WeakMap<HTMLElement, Map<string, { node: HTMLElement; rev: number }>>();
+
+/** A `task` card's child transcript: a <details> titled with the agent's name, open while the child
+ * runs or asks, folded once it is done (a fold or unfold by the user stays until that changes). Its
+ * blocks are the same cards; a child's permission prompt answers through the same host. */
+export function renderNested(tool: ToolBlock, box: HTMLDetailsElement, host: CardHost): void {
+  const run = tool.child;
+  if (!run) {
+    return;
+  }
+  box.dataset.role = 'subagent';
+  box.dataset.agent = run.agent;
+  let summary = box.querySelector<HTMLElement>(':scope > summary');
+  let body = box.querySelector<HTMLElement>(':scope > .nba-subagent-body');
+  if (!summary || !body) {
+    summary = el('summary', 'nba-subagent-title');
+    body = el('div', 'nba-subagent-body');
+    box.replaceChildren(summary, body);
+  }
+  summary.textContent = `↳ agent ${childLabel(tool)}`;
+  const auto = String(childOpen(run));
+  if (box.dataset.auto !== auto) {
+    box.dataset.auto = auto;
+    box.open = auto === 'true';
+  }
+  const nodes = nestedNodes.get(body) ?? new Map<string, { node: HTMLElement; rev: number }>();
+  nestedNodes.set(body, nodes);
+  const blocks = run.state.blocks;
+  const keep = new Set(blocks.map(b => b.key));
+  for (const [key, entry] of nodes) {
+    if (!keep.has(key)) {
+      entry.node.remove();
+      nodes.delete(key);
+    }
+  }
+  const order: HTMLElement[] = [];
+  for (const block of blocks) {
+    let entry = nodes.get(block.key);
+    if (!entry) {
+      entry = { node: el('div', `nba-block nba-${block.kind}`), rev: -1 };
+      entry.node.dataset.key = block.key;
+      nodes.set(block.key, entry);
+    }
+    if (entry.rev !== block.rev) {
+      entry.rev = block.rev;
+      renderBlock(block, entry.node, host);
+      if (block.kind === 'permission' && !block.replied) {
+        entry.node.prepend(el('div', 'nba-subagent-asks', `↳ agent ${run.agent} asks:`));
+      }
+    }
+    order.push(entry.node);
+  }
+  if (order.length !== body.children.length || order.some((n, i) => body.children[i] !== n)) {
+    body.replaceChildren(...order);
+  }
 }
 
 /** A diff box: the path and its counts, then the lines (wrapped: no sideways scrolling). Counts

@@ -98,6 +98,7 @@ export function recordEvents(record: unknown): NbagentEvent[] {
     }
   }
   let counter = 0;
+  const prompts = new Map<string, string>(); // a task call's prompt: what its child was asked
   const addNote = (note: Json, call: string) => {
     if (note['kind'] === 'permission') {
       const request_id = `recorded-${++counter}`;
@@ -125,6 +126,8 @@ export function recordEvents(record: unknown): NbagentEvent[] {
           by: str(note['by']) || 'user'
         });
       }
+    } else if (note['kind'] === 'subagent' && call) {
+      events.push(...childEvents(session_id, call, note, prompts.get(call) ?? ''));
     } else if (note['kind'] === 'notice') {
       const level = str(note['level']);
       if (level === 'error') {
@@ -156,6 +159,7 @@ export function recordEvents(record: unknown): NbagentEvent[] {
         const input = obj(state['input']);
         const title = str(state['title']);
         events.push({ session_id, type: 'tool_running', call_id, tool, input, title } as NbagentEvent);
+        prompts.set(call_id, str(input['prompt']));
         for (const note of byCall.get(call_id) ?? []) {
           addNote(note, call_id);
         }
@@ -209,4 +213,38 @@ export function recordEvents(record: unknown): NbagentEvent[] {
     text: ''
   } as NbagentEvent);
   return events;
+}
+
+/** A recorded `task` call's child (a `subagent` note: its agent, final text and a digest of its steps)
+ * as the events its live run forwarded, so the card nests it the same way, folded (it is done). */
+export function childEvents(session_id: string, call_id: string, note: Json, prompt: string): NbagentEvent[] {
+  const child = str(note['session']) || `${call_id}-child`;
+  const agent = str(note['agent']) || 'agent';
+  const wrap = (event: Json): NbagentEvent =>
+    ({ session_id, type: 'subagent', call_id, agent, child_session_id: child, event: { session_id: child, ...event } }) as NbagentEvent;
+  const out: NbagentEvent[] = [wrap({ type: 'turn_started', turn_id: `${child}-turn`, prompt, model: '' })];
+  const steps = list(note['steps']).map(str);
+  if (steps.length) {
+    // a fenced block longer than any run of backticks in the steps: they stay text
+    const body = steps.join('\n');
+    const fence = '`'.repeat(Math.max(3, ...(body.match(/`+/g) ?? []).map(r => r.length + 1)));
+    out.push(wrap({ type: 'text_delta', message_id: `${child}-steps`, text: `${fence}text\n${body}\n${fence}` }));
+  }
+  const text = str(note['message']);
+  if (text) {
+    out.push(wrap({ type: 'text_delta', message_id: `${child}-final`, text }));
+  }
+  const reason = str(note['level']);
+  const steps_n = parseInt(str(note['title']), 10);
+  out.push(
+    wrap({
+      type: 'turn_finished',
+      turn_id: `${child}-turn`,
+      reason: ['stop', 'step_limit', 'cancelled', 'error'].includes(reason) ? reason : 'stop',
+      steps: Number.isFinite(steps_n) ? steps_n : 0,
+      usage: EMPTY_USAGE,
+      text
+    })
+  );
+  return out;
 }

@@ -9,6 +9,7 @@ import type {
   NbagentEvent,
   PermissionAsked,
   PermissionReplied,
+  SubagentEvent,
   TodoItem,
   Usage
 } from './generated/events';
@@ -46,6 +47,14 @@ export interface ToolBlock extends BlockBase {
   error: string;
   diffs: DiffProduced[];
   shownInPermission: boolean; // its code is shown in full by the permission prompt below it
+  child: ChildRun | null; // a `task` call's child agent: its transcript nests in the card
+}
+
+/** A child agent's run under a `task` call (its events arrive wrapped in `subagent` events). */
+export interface ChildRun {
+  agent: string;
+  sessionId: string;
+  state: ChatState;
 }
 
 export interface PermissionBlock extends BlockBase {
@@ -105,6 +114,9 @@ export class ChatState {
   private todo: TodoBlock | null = null;
   private counter = 0;
 
+  /** `keyPrefix`: a child's blocks get keys apart from its parent's (markdown renderers are keyed). */
+  constructor(private readonly keyPrefix = '') {}
+
   /** Forget everything (a new session, a history reload). */
   reset(sessionId: string | null = null, model = ''): void {
     this.blocks = [];
@@ -140,11 +152,17 @@ export class ChatState {
     return this.footer.running;
   }
 
-  /** Permission requests still waiting for an answer. */
+  /** Permission requests still waiting for an answer, the nested children's included. */
   pending(): PermissionBlock[] {
-    return this.blocks.filter(
-      (b): b is PermissionBlock => b.kind === 'permission' && b.replied === null
-    );
+    const out: PermissionBlock[] = [];
+    for (const b of this.blocks) {
+      if (b.kind === 'permission' && b.replied === null) {
+        out.push(b);
+      } else if (b.kind === 'tool' && b.child) {
+        out.push(...b.child.state.pending());
+      }
+    }
+    return out;
   }
 
   addNotice(
@@ -166,13 +184,33 @@ export class ChatState {
     if (block) {
       block.sent = true;
       block.rev += 1;
+      return block;
     }
-    return block;
+    for (const tool of this.tools.values()) {
+      const nested = tool.child?.state.markSent(requestId) ?? null;
+      if (nested) {
+        tool.rev += 1; // the card holding it is drawn again
+        return nested;
+      }
+    }
+    return null;
   }
 
   private nextKey(prefix: string): string {
     this.counter += 1;
-    return `${prefix}${this.counter}`;
+    return `${this.keyPrefix}${prefix}${this.counter}`;
+  }
+
+  /** A child's event, folded into the transcript nested in its `task` card. */
+  private foldChild(event: SubagentEvent): Block[] {
+    const block = this.toolBlock(event.call_id, 'task');
+    if (!block.child || block.child.sessionId !== event.child_session_id) {
+      const state = new ChatState(`${block.key}.`);
+      state.footer.model = this.footer.model;
+      block.child = { agent: event.agent, sessionId: event.child_session_id, state };
+    }
+    block.child.state.apply(event.event as unknown as NbagentEvent);
+    return [block];
   }
 
   private push<T extends Block>(block: T): T {
@@ -196,7 +234,8 @@ export class ChatState {
         output: '',
         error: '',
         diffs: [],
-        shownInPermission: false
+        shownInPermission: false,
+        child: null
       };
       this.tools.set(callId, block);
       this.push(block);
@@ -258,6 +297,7 @@ export class ChatState {
         block.output = event.output;
         block.title = event.title || block.title;
         block.live = '';
+        endChild(block);
         return [block];
       }
       case 'tool_error': {
@@ -266,6 +306,7 @@ export class ChatState {
         block.input = Object.keys(event.input).length ? event.input : block.input;
         block.error = event.error;
         block.live = '';
+        endChild(block);
         return [block];
       }
       case 'diff': {
@@ -307,7 +348,8 @@ export class ChatState {
       case 'permission_replied': {
         const block = this.permissions.get(event.request_id);
         if (!block) {
-          return [];
+          // a child's request, answered by the parent
+          return [...this.tools.values()].filter(t => t.child && t.child.state.apply(event).length);
         }
         block.replied = event;
         return [block];
@@ -363,10 +405,13 @@ export class ChatState {
       case 'usage':
         this.footer.turn = addUsage(this.footer.turn, event.usage);
         this.footer.total = event.total;
-        this.footer.model = event.model;
         this.footer.contextTokens = event.context_tokens;
         this.footer.contextLimit = event.context_limit;
-        this.footer.steps = event.step;
+        if (event.step) {
+          // step 0: a child's usage rolled up (its model, not this turn's step)
+          this.footer.model = event.model;
+          this.footer.steps = event.step;
+        }
         return [];
       case 'turn_finished':
         if (this.footer.turn !== null || event.steps > 0) {
@@ -379,16 +424,26 @@ export class ChatState {
           if (tool.status === 'pending' || tool.status === 'running') {
             tool.status = 'error';
             tool.error = tool.error || `interrupted (${event.reason})`;
+            endChild(tool);
             tool.rev += 1;
           }
         }
         return [];
+      case 'subagent':
+        return this.foldChild(event);
       case 'step_started':
       case 'context':
         return [];
       default:
         return [];
     }
+  }
+}
+
+/** The child's transcript stops running once its task call ends (cancelled, failed or done). */
+function endChild(tool: ToolBlock): void {
+  if (tool.child) {
+    tool.child.state.footer.running = false;
   }
 }
 

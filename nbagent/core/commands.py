@@ -8,12 +8,12 @@ Front-end matters (``/new``, switching sessions) are reported back as an ``actio
 
 from __future__ import annotations
 
-import re
-import shlex
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from nbagent.core.command_expand import expand_args
+from nbagent.core.command_files import COMMAND_DIRS, CustomCommand, custom_commands, load_commands
+from nbagent.core.commands_extra import agents_text, custom_output, memory_command
 from nbagent.core.events import Compacted, ContextReport, Event, Notice
 from nbagent.core.messages import Usage
 from nbagent.tools.notebook_live import revert_live_edits
@@ -21,7 +21,15 @@ from nbagent.tools.notebook_live import revert_live_edits
 if TYPE_CHECKING:
     from nbagent.core.session import Session
 
-COMMAND_DIRS = (".nbagent/commands", ".claude/commands", ".opencode/command", ".opencode/commands")
+__all__ = [
+    "COMMAND_DIRS",
+    "CommandOutput",
+    "CustomCommand",
+    "custom_commands",
+    "expand",
+    "parse",
+    "run_command",
+]
 
 INIT_PROMPT = """\
 Look at this repository and write a starter AGENTS.md at its root for coding agents working here.
@@ -47,6 +55,9 @@ HELP = """\
 | `/undo` / `/redo` | revert the last turn's file changes and conversation / put them back |
 | `/permissions [mode]` | show the permission mode and rules, or switch mode |
 | `/init` | write a starter AGENTS.md for this repo |
+| `/memory [add TEXT]` | the memory files loaded, or add a note to AGENTS.md (asks first; also `# note` as a prompt) |
+| `/tasks` | the subagent tasks of this session: running and finished, with tokens and cost |
+| `/agents` | the agents: primary ones (`--agent NAME`) and subagents (`@name` in a prompt) |
 """
 
 Action = Literal["new_session"]
@@ -60,15 +71,6 @@ class CommandOutput:
     action: Action | None = None
 
 
-@dataclass
-class CustomCommand:
-    name: str
-    path: Path
-    description: str
-    template: str
-    model: str | None = None
-
-
 def parse(line: str) -> tuple[str, str]:
     """``/name rest of line`` -> (name, rest)."""
     body = line.strip().removeprefix("/")
@@ -76,52 +78,9 @@ def parse(line: str) -> tuple[str, str]:
     return name.strip().lower(), rest.strip()
 
 
-def _frontmatter(text: str) -> tuple[dict[str, str], str]:
-    if not text.startswith("---\n"):
-        return {}, text
-    end = text.find("\n---", 4)
-    if end < 0:
-        return {}, text
-    meta: dict[str, str] = {}
-    for line in text[4:end].splitlines():
-        key, sep, value = line.partition(":")
-        if sep:
-            meta[key.strip()] = value.strip().strip("\"'")
-    return meta, text[end + 4 :].lstrip("\n")
-
-
-def custom_commands(root: Path) -> dict[str, CustomCommand]:
-    """The project's commands; earlier folders win (``.nbagent`` over ``.claude`` over ``.opencode``)."""
-    found: dict[str, CustomCommand] = {}
-    for folder in COMMAND_DIRS:
-        directory = root / folder
-        if not directory.is_dir():
-            continue
-        for path in sorted(directory.rglob("*.md")):
-            name = ":".join(path.relative_to(directory).with_suffix("").parts).lower()
-            if name in found:
-                continue
-            meta, body = _frontmatter(path.read_text(encoding="utf-8", errors="replace"))
-            first = next((ln.strip() for ln in body.splitlines() if ln.strip()), "")
-            found[name] = CustomCommand(
-                name, path, meta.get("description", first[:80]), body, meta.get("model")
-            )
-    return found
-
-
 def expand(template: str, args: str) -> str:
-    """$ARGUMENTS is the whole argument string; $1..$9 its shell-style words."""
-    try:
-        words = shlex.split(args)
-    except ValueError:
-        words = args.split()
-    text = template.replace("$ARGUMENTS", args)
-    text = re.sub(
-        r"\$([1-9])", lambda m: words[int(m.group(1)) - 1] if int(m.group(1)) <= len(words) else "", text
-    )
-    if "$ARGUMENTS" not in template and args and not re.search(r"\$[1-9]", template):
-        text = f"{text.rstrip()}\n\n{args}"
-    return text
+    """$ARGUMENTS is the whole argument string; $1..$N its shell-style words (the last takes the rest)."""
+    return expand_args(template, args)
 
 
 def format_context(report: ContextReport, window_source: str = "") -> str:
@@ -183,9 +142,13 @@ def _model_command(session: Session, name: str) -> CommandOutput:
 async def run_command(session: Session, line: str) -> CommandOutput:
     name, args = parse(line)
     if name in ("help", "?", ""):
-        custom = custom_commands(session.root)
-        extra = "".join(f"| `/{c.name}` | {c.description} |\n" for c in custom.values())
-        return CommandOutput(text=HELP + extra)
+        found = load_commands(session.root, skills=session.setup.skills)
+        extra = "".join(
+            f"| `/{c.name}{' ' + c.argument_hint if c.argument_hint else ''}` | {c.description} |\n"
+            for c in found.commands.values()
+        )
+        notes = "".join(f"\n- {w}" for w in found.warnings)
+        return CommandOutput(text=HELP + extra + notes)
     if name == "model":
         return _model_command(session, args)
     if name == "context":
@@ -227,8 +190,15 @@ async def run_command(session: Session, line: str) -> CommandOutput:
         return CommandOutput(prompt=INIT_PROMPT + (f"\nAlso: {args}" if args else ""))
     if name == "permissions":
         return CommandOutput(text=session.describe_permissions(args or None))
-    command = custom_commands(session.root).get(name)
+    if name == "memory":
+        text, prompt = memory_command(session, args)
+        return CommandOutput(text=text, prompt=prompt)
+    if name == "agents":
+        return CommandOutput(text=agents_text(session))
+    if name == "tasks":  # subagents of this session: running and finished (core/subagents.py)
+        return CommandOutput(text=session.subagents.describe())
+    command = load_commands(session.root, skills=session.setup.skills).commands.get(name)
     if command is not None:
-        switched = session.set_model(command.model) if command.model else None
-        return CommandOutput(prompt=expand(command.template, args), events=[switched] if switched else [])
+        prompt, text, events = custom_output(session, command, args)
+        return CommandOutput(text=text, prompt=prompt, events=events)
     return CommandOutput(text=f"Unknown command `/{name}`. `/help` lists the commands.")

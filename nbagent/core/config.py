@@ -90,6 +90,30 @@ class ShellConfig(_Strict):
     )
 
 
+class SubagentsConfig(_Strict):
+    """Subagents (the ``task`` tool)."""
+
+    max_parallel: int = Field(4, ge=1, le=32, description="task calls of one step that run at the same time.")
+    max_depth: int = Field(
+        2,
+        ge=1,
+        le=8,
+        description="Levels of subagents: 1 = children cannot start their own; a child starts"
+        " grandchildren only when its agent allows the task tool.",
+    )
+
+
+class MemoryConfig(_Strict):
+    """Auto-memory: durable facts the agent saves for this project, outside the repository."""
+
+    auto: bool = Field(
+        False,
+        description="Let the agent save facts (commands that work, conventions, pitfalls) to a per-project"
+        " file in nbagent's data folder, loaded at session start; every write is shown.",
+    )
+    max_chars: int = Field(8_000, ge=500, le=100_000, description="Characters of it loaded per session.")
+
+
 class Config(_Strict):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"title": "nbagent configuration"})
 
@@ -124,6 +148,8 @@ class Config(_Strict):
     )
     context: ContextConfig = Field(default_factory=ContextConfig)
     shell: ShellConfig = Field(default_factory=ShellConfig)
+    memory: MemoryConfig = Field(default_factory=MemoryConfig)
+    subagents: SubagentsConfig = Field(default_factory=SubagentsConfig)
     # Sections owned by other domains; validated by their own models where they are used.
     permission: dict[str, Any] = Field(default_factory=dict)
     agent: dict[str, Any] = Field(default_factory=dict)

@@ -31,6 +31,7 @@ __all__ = ["DOOM_LOOP_REPEATS", "INTERRUPTED", "ToolCalls"]
 
 INTERRUPTED = "Interrupted by the user before the tool finished."
 DOOM_LOOP_REPEATS = 3
+TASK_TOOL = "task"
 
 
 class _StopTurn(Exception):
@@ -49,13 +50,21 @@ class ToolCalls:
     emit: Callable[[Event], None]
 
     async def _run_tools(self, calls: list[ToolPart]) -> None:
-        """Run a step's calls in order; consecutive read-only calls run concurrently."""
+        """Run a step's calls in order; consecutive read-only calls (and ``task`` calls: subagents, at
+        most ``subagents.max_parallel`` at once) run concurrently."""
         stop: PermissionRejected | None = None
         batch: list[ToolPart] = []
+        children = asyncio.Semaphore(self.session.config.subagents.max_parallel)
+
+        async def bounded(part: ToolPart) -> PermissionRejected | None:
+            if part.tool != TASK_TOOL:
+                return await self._run_one(part)
+            async with children:
+                return await self._run_one(part)
 
         async def flush() -> None:
             nonlocal stop
-            results = await asyncio.gather(*(self._run_one(p) for p in batch))
+            results = await asyncio.gather(*(bounded(p) for p in batch))
             batch.clear()
             for rejected in results:
                 if rejected is not None and rejected.stops_turn and stop is None:
@@ -70,12 +79,22 @@ class ToolCalls:
                 continue
             tool = self.session.tools_by_name.get(part.tool)
             batch.append(part)
-            if tool is None or not tool.read_only:
+            if tool is None or not (tool.read_only or tool.name == TASK_TOOL):
                 await flush()
         if batch:
             await flush()
+        self._background_reminders()
         if stop is not None:
             raise _StopTurn(str(stop))
+
+    def _background_reminders(self) -> None:
+        """Background subagents that finished: a reminder the model reads before its next request."""
+        from nbagent.core.messages import user_message
+
+        runner = getattr(self.session, "subagents", None)
+        text = runner.take_reminders() if runner is not None else ""
+        if text:
+            self.session.append(user_message(text, synthetic=True))
 
     @staticmethod
     def _raw(part: ToolPart) -> str:

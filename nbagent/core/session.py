@@ -26,12 +26,12 @@ from nbagent.core.loop import TurnRunner, close_dangling
 from nbagent.core.messages import Message, Usage, new_id
 from nbagent.core.permission import HeadlessPolicy, PermissionBroker, PermissionPolicy, ReplyKind
 from nbagent.core.private import cache_dir
+from nbagent.core.prompt_prep import run_turn
 from nbagent.core.scrub import Scrubber
 from nbagent.core.session_context import SessionContext
 from nbagent.core.session_models import SessionModels, make_provider, uses_native
 from nbagent.ext.hooks import HookOutcome, HookRunner
 from nbagent.ext.trust import ProjectTrust
-from nbagent.permissions.policy import RulePolicy
 from nbagent.permissions.sandbox import SandboxUnavailable, sandbox_config, wrap_command
 from nbagent.permissions.sandbox_guard import STATE_KEY as GUARD_KEY
 from nbagent.permissions.sandbox_guard import ProtectedGuard, guard_of
@@ -82,7 +82,23 @@ class Session(SessionModels, SessionContext):
         messages: list[Message] | None = None,
         store: SessionStore | None = None,
         trust_project: bool = False,
+        parent_id: str | None = None,
+        agent: str | None = None,
     ) -> None:
+        from nbagent.core.agent_setup import AgentSetup, make_policy, prepare
+
+        if tools is None:
+            from nbagent.tools import default_tools
+
+            tools = default_tools()
+        # The primary agent (--agent), skills and auto-memory, fixed for the session; a child's tools and
+        # prompt come from its parent (core/subagents.py).
+        self.setup = (
+            prepare(root.resolve(), config, tools, agent)
+            if parent_id is None
+            else AgentSetup(config, tools, child=True)
+        )
+        config, tools = self.setup.config, self.setup.tools
         if not config.model:
             raise ConfigError(
                 "No model configured.",
@@ -108,9 +124,16 @@ class Session(SessionModels, SessionContext):
         self.tools_by_name = {t.name: t for t in tools}
         self._tool_schemas = [t.schema() for t in tools]
         self.files = FileTracker()
-        self.tool_state: dict[str, Any] = {}
+        self.tool_state: dict[str, Any] = {"skills": self.setup.skills}  # the skill tool's (SKILLS_KEY)
+        from nbagent.core.subagents import Subagents  # children: the task tool's runner
+
+        self.subagents = Subagents(self, agents=self.setup.agents if parent_id is None else None)
+        if parent_id is None:  # a child's tools are chosen by its parent (core/subagents.py)
+            self.tools = self.subagents.install(self.tools)
+            self.tools_by_name = {t.name: t for t in self.tools}
+            self._tool_schemas = [t.schema() for t in self.tools]
         # Validated now, so a broken config fails before any work starts.
-        self.policy: PermissionPolicy = policy or RulePolicy(self.root, config)
+        self.policy: PermissionPolicy = policy or make_policy(self.setup, self.root)
         self.hooks = HookRunner(config, self.root, self.id)
         # Project hooks run once the folder is trusted (asked when the first would run); trust_project:
         # trusted for this session (--trust-project), never saved.
@@ -120,6 +143,8 @@ class Session(SessionModels, SessionContext):
         self.hooks_started = False
         self.started = time.time()
         self.memory_files = memory.discover(self.root)
+        if self.setup.auto_memory is not None:
+            self.memory_files.append(self.setup.auto_memory)
         self.nested_memory = memory.NestedMemory(self.root)
         self._system_prompt = self._build_system_prompt()
         self._fixed = len(self._system_prompt) + estimate_chars(self._tool_schemas)
@@ -149,8 +174,11 @@ class Session(SessionModels, SessionContext):
 
             # A damaged store moved aside: the first turn says so (the CLI and the notebook show it).
             self._notices, store.notices = list(store.notices), []
-            store.ensure_session(SessionInfo(id=self.id, project=self.root, model=self.chain.primary))
+            store.ensure_session(
+                SessionInfo(id=self.id, parent_id=parent_id, project=self.root, model=self.chain.primary)
+            )
             self.undo_log = UndoLog(store, self.id, self.root)
+        self._notices += self.setup.warnings  # problems in agent and skill definitions, said once
 
     @classmethod
     def resume(
@@ -192,7 +220,7 @@ class Session(SessionModels, SessionContext):
                 f"- Date at session start: {date.today().isoformat()}",
             ]
         )
-        sections = [base_system_prompt(), memory.render(self.memory_files), env]
+        sections = [base_system_prompt(), *self.setup.sections, memory.render(self.memory_files), env]
         return "\n\n".join(s for s in sections if s)
 
     @property
@@ -435,8 +463,13 @@ class Session(SessionModels, SessionContext):
             raise NbagentError("A turn is already running in this session.", "Wait for it or stop it first.")
         queue: asyncio.Queue[Event] = asyncio.Queue()
         self._emit_target = [queue]
+        finished = self.subagents.take_reminders()  # background children that ended between turns
+        if finished:
+            from nbagent.core.messages import user_message
+
+            self.append(user_message(finished, synthetic=True))
         runner = TurnRunner(self, self._emit)
-        task = asyncio.create_task(runner.run(prompt), name=f"nbagent-turn-{runner.turn_id}")
+        task = asyncio.create_task(run_turn(self, runner, prompt), name=f"nbagent-turn-{runner.turn_id}")
         self._task = task
         getter: asyncio.Task[Event] | None = None
         try:
@@ -470,14 +503,17 @@ class Session(SessionModels, SessionContext):
             self._task = None
 
     def cancel(self) -> None:
-        """Stop the running turn: tools are stopped, dangling calls closed, the session saved."""
+        """Stop the running turn: tools are stopped, dangling calls closed, the session saved; the
+        session's subagents (background ones too) are stopped."""
+        self.subagents.cancel_all()
         if self._task is not None and not self._task.done():
             self.broker.cancel_all()
             self._task.cancel()
 
     def reply(self, request_id: str, kind: ReplyKind, feedback: str = "") -> None:
-        """Answer a ``PermissionAsked`` event."""
-        self.broker.reply(request_id, kind, feedback)
+        """Answer a ``PermissionAsked`` event (a subagent's too: it is routed to the child that asked)."""
+        if not self.subagents.reply(request_id, kind, feedback):
+            self.broker.reply(request_id, kind, feedback)
 
     async def close(self) -> None:
         """End the session: stop a running turn (and wait for it), kill background shells and every
@@ -488,5 +524,6 @@ class Session(SessionModels, SessionContext):
         if task is not None and not task.done():
             self.cancel()
             await asyncio.gather(task, return_exceptions=True)
+        await self.subagents.close()
         await close_shells(self.tool_state)
         await self.close_providers()

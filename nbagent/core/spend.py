@@ -156,6 +156,11 @@ class SpendGuard:
             self._ledger = SpendLedger(store)
         return self._ledger
 
+    def counted_elsewhere(self, usage: Usage) -> None:
+        """``usage`` joins the session's totals but is in the ledger already (a child session's, which
+        records its own spend): it is not added to the day a second time."""
+        self._recorded = self._recorded + usage
+
     def _settle(self, session: Spender) -> None:
         """Add the session's spend since the last call to today's ledger row."""
         now, before = session.usage, self._recorded

@@ -25,6 +25,7 @@ from nbagent.core.config import user_config_dir
 from nbagent.core.errors import ConfigError
 from nbagent.ext.frontmatter import parse_file
 from nbagent.ext.listing import compact_listing
+from nbagent.ext.notes import git_root
 from nbagent.ext.tool_names import nbagent_tool, split_list, split_spec
 
 SKILL_FILE = "SKILL.md"
@@ -73,13 +74,6 @@ class SkillSet(BaseModel):
 
     def user_invocable(self) -> list[Skill]:
         return [self.skills[n] for n in sorted(self.skills) if self.skills[n].user_invocable]
-
-
-def git_root(start: Path) -> Path | None:
-    for folder in (start, *start.parents):
-        if (folder / ".git").exists():
-            return folder
-    return None
 
 
 def skill_dirs(cwd: Path, home: Path | None = None) -> list[Path]:

@@ -296,7 +296,12 @@ class NotebookAgent(NotebookSessions):
             )
         name, arg = parse(line)
         if name in ("help", "?", ""):
-            show(HELP + "\n" + CORE_HELP)
+            from nbagent.core.commands import custom_commands
+
+            extra = "".join(
+                f"| `/{c.name}` | {c.description} |\n" for c in custom_commands(self.root).values()
+            )
+            show(HELP + "\n" + CORE_HELP + extra)
             return
         if name == "new":
             self.drop_session()

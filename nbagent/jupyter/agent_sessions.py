@@ -151,7 +151,12 @@ class NotebookSessions:
         return config
 
     def _new_session(
-        self, config: Config, *, session_id: str | None = None, messages: list[Any] | None = None
+        self,
+        config: Config,
+        *,
+        session_id: str | None = None,
+        messages: list[Any] | None = None,
+        agent: str | None = None,
     ) -> Session:
         headless_env = os.environ.get("NBAGENT_HEADLESS")
         headless: HeadlessPolicy | None = headless_env if headless_env in ("allow", "deny") else None  # type: ignore[assignment]
@@ -167,6 +172,7 @@ class NotebookSessions:
                 session_id=session_id,
                 messages=messages,
                 store=store,
+                agent=agent,
             )
         except NbagentError as exc:
             raise CellError(str(exc), exc.hint) from exc
@@ -210,6 +216,9 @@ class NotebookSessions:
         if opts.new:
             self.drop_session()
         current = self.session
+        if current is not None and opts.agent and opts.agent != _agent_name(current):
+            self.drop_session()  # the agent is fixed per session: the history goes on under the new one
+            current = None
         if current is not None and (opts.session is None or opts.session == current.id):
             self._apply_options(current, opts)
             return current, ""
@@ -227,7 +236,7 @@ class NotebookSessions:
         if candidates:
             sid, messages, model = session_history(candidates, opts.session)
             config = self._config(opts, fallback_model=model)
-            session = self._new_session(config, session_id=sid, messages=messages)
+            session = self._new_session(config, session_id=sid, messages=messages, agent=opts.agent)
             count = sum(1 for t in candidates if t.record.session_id == sid)
             note = (
                 f"Resumed session {sid} from the notebook ({count} earlier turn{'s' if count != 1 else ''})."
@@ -236,7 +245,7 @@ class NotebookSessions:
             fallback = replaying.model if replaying is not None else None
             config = self._config(opts, fallback_model=fallback)
             sid_new = replaying.session_id if replaying is not None else None
-            session = self._new_session(config, session_id=sid_new)
+            session = self._new_session(config, session_id=sid_new, agent=opts.agent)
             note = ""
         self.session = session
         return session, note
@@ -246,6 +255,11 @@ class NotebookSessions:
         if old is not None and not old.busy:
             task = asyncio.ensure_future(old.close()) if _loop_running() else None
             del task
+
+
+def _agent_name(session: Session) -> str:
+    agent = session.setup.agent
+    return agent.name if agent is not None else "build"
 
 
 def _fuller(store: Any, session_id: str, messages: list[Any]) -> list[Any]:

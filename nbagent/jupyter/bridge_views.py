@@ -38,6 +38,8 @@ COMMAND_NAMES = (
     ("redo", "put them back"),
     ("permissions", "show the permission mode and rules, or switch mode"),
     ("init", "write a starter AGENTS.md"),
+    ("memory", "the memory files loaded; /memory add TEXT adds a note"),
+    ("agents", "the primary agents and subagents"),
 )
 
 

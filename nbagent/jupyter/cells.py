@@ -60,7 +60,8 @@ class CellOptions:
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:
         raise CellError(
-            f"%%agent: {message}", "Usage: %%agent [--model M] [--session ID|--new] [--mode MODE] [--replay]"
+            f"%%agent: {message}",
+            "Usage: %%agent [--model M] [--agent NAME] [--session ID|--new] [--mode MODE] [--replay]",
         )
 
 

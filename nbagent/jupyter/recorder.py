@@ -22,12 +22,14 @@ from nbagent.core.events import (
     Notice,
     PermissionAsked,
     PermissionReplied,
+    SubagentEvent,
     TurnFinished,
     TurnStarted,
     UsageUpdated,
 )
 from nbagent.core.messages import Usage
 from nbagent.core.session import Session
+from nbagent.jupyter.child_digest import ChildDigests
 from nbagent.jupyter.render_html import transcript_html, transcript_text
 from nbagent.jupyter.transcript import Transcript
 from nbagent.providers.base import Provider
@@ -75,6 +77,7 @@ class TurnRecorder:
         self._context = (0, 0)
         self._notes: list[TurnNote] = []
         self._asked: dict[str, TurnNote] = {}
+        self._children = ChildDigests()  # a task call's child: its final text and a digest of its steps
 
     # -- the turn -------------------------------------------------------------------------------
 
@@ -125,6 +128,10 @@ class TurnRecorder:
             self.note(event.message + (f" ({event.hint})" if event.hint else ""), "error")
         elif isinstance(event, TurnFinished):
             self.finished = event
+        elif isinstance(event, SubagentEvent):
+            child = self._children.observe(event)
+            if child is not None:
+                self._notes.append(child)
 
     def note(self, message: str, level: str = "info") -> None:
         """A notice the record keeps (what the transcript says besides the messages)."""

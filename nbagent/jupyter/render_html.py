@@ -16,6 +16,7 @@ from typing import Any
 from nbagent.core.events import DiffProduced, PermissionAsked
 from nbagent.core.messages import Attachment
 from nbagent.core.text import call_summary, strip_ansi, title_extra
+from nbagent.jupyter.render_nested import child_html, child_text
 from nbagent.jupyter.transcript import (
     LIVE_TAIL_CHARS,
     Block,
@@ -190,7 +191,8 @@ def _code_of(block: ToolBlock) -> str | None:
     return value if block.tool in ("python", "bash") and isinstance(value, str) else None
 
 
-def tool_html(block: ToolBlock, *, static: bool = False) -> str:
+def tool_html(block: ToolBlock, *, static: bool = False, nested: bool = True) -> str:
+    """A tool card; ``nested``: with a ``task`` call's child transcript (the live widget draws its own)."""
     if _hidden(block):
         return ""
     color = STATUS_COLOR.get(block.status, "#999")
@@ -208,6 +210,8 @@ def tool_html(block: ToolBlock, *, static: bool = False) -> str:
         parts.append(_pre(strip_ansi(block.live[-LIVE_TAIL_CHARS:]), max_height="12em"))
     for diff in block.diffs:
         parts.append(diff_html(diff, static=static))
+    if nested and block.child is not None:
+        parts.append(child_html(block, lambda b: block_html(b, static=static)))
     if block.status == "completed":
         output = strip_ansi(block.output)
         lines = output.count("\n") + 1 if output else 0
@@ -380,11 +384,11 @@ def text_html(block: TextBlock) -> str:
     return f"<div class='nbagent-text'>{markdown_html(block.text)}</div>"
 
 
-def block_html(block: Block, *, static: bool = False) -> str:
+def block_html(block: Block, *, static: bool = False, nested: bool = True) -> str:
     if isinstance(block, TextBlock):
         return text_html(block)
     if isinstance(block, ToolBlock):
-        return tool_html(block, static=static)
+        return tool_html(block, static=static, nested=nested)
     if isinstance(block, PermissionBlock):
         return permission_html(block)
     if isinstance(block, TodoBlock):
@@ -450,6 +454,8 @@ def tool_text(block: ToolBlock) -> str:
         line += f"\n    error: {(strip_ansi(block.error).strip().splitlines() or [''])[0][:200]}"
     for d in block.diffs:
         line += f"\n    {d.path} +{d.additions} -{d.deletions}"
+    if block.child is not None:
+        line += "\n" + child_text(block, block_text)
     return line
 
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
 from nbagent.core.events import (
+    EVENT_ADAPTER,
     BudgetStatus,
     Compacted,
     DiffProduced,
@@ -21,6 +24,7 @@ from nbagent.core.events import (
     PermissionReplied,
     ReasoningDelta,
     Retrying,
+    SubagentEvent,
     TextDelta,
     TodoItem,
     TodoUpdated,
@@ -67,6 +71,24 @@ class ToolBlock(Block):
     diffs: list[DiffProduced] = field(default_factory=list)
     attachments: list[Attachment] = field(default_factory=list)
     shown_in_permission: bool = False  # its code is shown in full by the permission prompt below it
+    child: ChildRun | None = None  # a ``task`` call's child agent, its transcript nested in the card
+
+
+@dataclass(eq=False)
+class ChildRun:
+    """A child agent's run under a ``task`` call: its name, its session and its own transcript."""
+
+    agent: str
+    session_id: str
+    transcript: Transcript
+
+    @property
+    def running(self) -> bool:
+        return self.transcript.footer.running
+
+    def pending(self) -> list[PermissionBlock]:
+        """The child's (and its children's) permission prompts still waiting for an answer."""
+        return self.transcript.pending()
 
 
 @dataclass(eq=False)
@@ -131,6 +153,8 @@ class Transcript:
         return changed
 
     def _apply(self, event: Event) -> list[Block]:
+        if isinstance(event, SubagentEvent):
+            return self._child_event(event)
         if isinstance(event, TextDelta | ReasoningDelta):
             reasoning = isinstance(event, ReasoningDelta)
             last = self.blocks[-1] if self.blocks else None
@@ -171,6 +195,8 @@ class Transcript:
                 self._add(tool)
             tool.input = event.input or tool.input
             tool.live = ""
+            if tool.child is not None:  # the child's transcript folds once its task ends
+                tool.child.transcript.footer.running = False
             if isinstance(event, ToolCallCompleted):
                 tool.status, tool.output, tool.title = "completed", event.output, event.title
                 tool.attachments = list(event.attachments)
@@ -199,8 +225,8 @@ class Transcript:
             return [self._add(prompt)]
         if isinstance(event, PermissionReplied):
             perm = self.permissions.get(event.request_id)
-            if perm is None:
-                return []
+            if perm is None:  # a child's request, answered by the parent
+                return [t for t in self.tools.values() if t.child and t.child.transcript.apply(event)]
             perm.replied = event
             return [perm]
         if isinstance(event, TodoUpdated):
@@ -257,10 +283,11 @@ class Transcript:
         if isinstance(event, UsageUpdated):
             self.footer.turn = (self.footer.turn or Usage()) + event.usage
             self.footer.total = event.total
-            self.footer.model = event.model
             self.footer.context_tokens = event.context_tokens
             self.footer.context_limit = event.context_limit
-            self.footer.steps = event.step
+            if event.step:  # step 0: a child's usage rolled up (its model, not this turn's step)
+                self.footer.model = event.model
+                self.footer.steps = event.step
             return []
         if isinstance(event, TurnFinished):
             if self.footer.turn is not None or event.steps:
@@ -270,6 +297,32 @@ class Transcript:
             self.footer.running = False
             return []
         return []
+
+    def _child_event(self, event: SubagentEvent) -> list[Block]:
+        """A child's event, folded into the transcript nested in its ``task`` card."""
+        try:
+            inner = EVENT_ADAPTER.validate_python(event.event)
+        except ValidationError:
+            return []
+        tool = self.tools.get(event.call_id)
+        if tool is None:
+            tool = ToolBlock(self._key("c"), call_id=event.call_id, tool="task")
+            self.tools[event.call_id] = tool
+            self._add(tool)
+        if tool.child is None or tool.child.session_id != event.child_session_id:
+            tool.child = ChildRun(event.agent, event.child_session_id, Transcript(model=self.footer.model))
+        tool.child.transcript.apply(inner)
+        return [tool]
+
+    def pending(self) -> list[PermissionBlock]:
+        """Permission prompts not answered yet, the nested children's included."""
+        out: list[PermissionBlock] = []
+        for block in self.blocks:
+            if isinstance(block, PermissionBlock) and block.replied is None:
+                out.append(block)
+            elif isinstance(block, ToolBlock) and block.child is not None:
+                out.extend(block.child.pending())
+        return out
 
     def add_notice(self, message: str, level: str = "info", detail: str = "") -> NoticeBlock:
         block = NoticeBlock(self._key("n"), level=level, message=message, detail=detail)

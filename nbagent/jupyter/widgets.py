@@ -24,14 +24,31 @@ import ipywidgets as w
 from nbagent.core.events import (
     Event,
     ReasoningDelta,
+    SubagentEvent,
     TextDelta,
     ToolCallOutput,
 )
-from nbagent.jupyter.render_html import always_rules, block_html, footer_html, permission_html
+from nbagent.jupyter.render_html import always_rules, footer_html, permission_html
 from nbagent.jupyter.transcript import Block, PermissionBlock, Transcript
+from nbagent.jupyter.widget_blocks import BlockList, agent_label
 
 Reply = Callable[[str, str, str], None]  # (request_id, "once" | "always" | "reject", feedback)
 STREAMING = (TextDelta, ReasoningDelta, ToolCallOutput)
+STREAMING_TYPES = frozenset({"text_delta", "reasoning_delta", "tool_output"})
+
+
+def streaming(event: Event | dict[str, Any]) -> bool:
+    """Text or live output (flushed on a timer), a child's included."""
+    if isinstance(event, SubagentEvent):
+        return streaming(event.event)
+    if isinstance(event, dict):
+        inner = event.get("event")
+        return (
+            streaming(inner)
+            if event.get("type") == "subagent" and isinstance(inner, dict)
+            else (event.get("type") in STREAMING_TYPES)
+        )
+    return isinstance(event, STREAMING)
 
 
 def _kernel() -> Any:
@@ -112,7 +129,8 @@ class UpdateStats:
 
 
 class PermissionPrompt:
-    """Allow once / Always (the scoped rule) / Deny, with a feedback field."""
+    """Allow once / Always (the scoped rule) / Deny, with a feedback field; ``agent``: the child agent
+    that asks (named above the question), "" for the turn's own agent."""
 
     def __init__(
         self,
@@ -121,6 +139,7 @@ class PermissionPrompt:
         *,
         cell: dict[str, Any] | None = None,
         acknowledge: bool = False,
+        agent: str = "",
     ) -> None:
         asked = block.asked
         assert asked is not None
@@ -146,8 +165,9 @@ class PermissionPrompt:
         self.always.on_click(lambda _b: self._answer(on_reply, "always"))
         self.deny.on_click(lambda _b: self._answer(on_reply, "reject"))
         self.feedback.on_submit(lambda _t: self._answer(on_reply, "reject"))
+        self.label = agent_label(agent)
         self.widget = w.VBox(
-            [self.question, w.HBox([self.once, self.always, self.deny]), self.feedback],
+            [*self.label, self.question, w.HBox([self.once, self.always, self.deny]), self.feedback],
             layout=w.Layout(max_width="100%", overflow="hidden"),
         )
 
@@ -157,7 +177,7 @@ class PermissionPrompt:
         on_reply(self.request_id, kind, self.feedback.value.strip() if kind == "reject" else "")
 
     def widgets(self) -> list[w.Widget]:
-        return [self.once, self.always, self.deny, self.feedback, self.question, self.widget]
+        return [self.once, self.always, self.deny, self.feedback, self.question, *self.label, self.widget]
 
 
 def _clicks_where_sent(button: w.Button) -> None:
@@ -191,12 +211,10 @@ class TurnView:
         self.on_reply = on_reply
         self.interval = interval
         self.stats = UpdateStats()
-        self._html: dict[Block, w.HTML] = {}
-        self._prompts: dict[Block, PermissionPrompt] = {}
-        self._rendered: dict[Block, int] = {}
         self._dirty: dict[Block, float] = {}
         self._handle: asyncio.TimerHandle | None = None
-        self.body = w.VBox([])
+        self.blocks = BlockList(self.transcript, self._prompt, self.stats)
+        self.body = self.blocks.box
         self.footer = w.HTML(footer_html(self.transcript.footer))
         self.stop = w.Button(description="Stop", button_style="warning", icon="stop", tooltip="Stop the turn")
         self.stop.layout = w.Layout(width="auto")
@@ -215,7 +233,7 @@ class TurnView:
         self.stats.events += 1
         for block in self.transcript.apply(event):
             self._dirty.setdefault(block, now)
-        if isinstance(event, STREAMING):
+        if streaming(event):
             if self._handle is None:
                 try:
                     loop = asyncio.get_running_loop()
@@ -241,49 +259,18 @@ class TurnView:
         if self._dirty:
             self.stats.latencies.append(now - min(self._dirty.values()))
         self.stats.flushes += 1
-        structure = False
-        for block in list(self._dirty):
-            if block not in self.transcript.blocks:
-                continue
-            if self._rendered.get(block) == block.version:
-                continue
-            self._rendered[block] = block.version
-            if isinstance(block, PermissionBlock) and block.replied is None:
-                if block not in self._prompts:
-                    self._prompts[block] = PermissionPrompt(
-                        block, self.on_reply, cell=self._cell, acknowledge=self._acknowledge
-                    )
-                    structure = True
-                continue
-            value = block_html(block)
-            widget = self._html.get(block)
-            if widget is None:
-                self._html[block] = w.HTML(value)
-                structure = True
-            elif widget.value != value:
-                widget.value = value
-            else:
-                continue
-            self.stats.widget_updates += 1
-            self.stats.bytes_sent += len(value)
-            if block in self._prompts:  # answered: the buttons give way to the answer
-                for child in self._prompts.pop(block).widgets():
-                    child.close()
-                structure = True
         self._dirty.clear()
-        children: list[w.Widget] = []
-        for block in self.transcript.blocks:
-            if block in self._prompts:
-                children.append(self._prompts[block].widget)
-            elif block in self._html:
-                children.append(self._html[block])
-        if structure or tuple(children) != tuple(self.body.children):
-            self.body.children = tuple(children)
+        self.blocks.sync()
         footer = footer_html(self.transcript.footer)
         if self.footer.value != footer:
             self.footer.value = footer
         if not self.transcript.footer.running:
             self.stop.disabled = True
+
+    def _prompt(self, block: PermissionBlock, agent: str) -> PermissionPrompt:
+        return PermissionPrompt(
+            block, self.on_reply, cell=self._cell, acknowledge=self._acknowledge, agent=agent
+        )
 
     def _stop(self, on_stop: Callable[[], None]) -> None:
         self.stop.disabled = True
@@ -292,9 +279,14 @@ class TurnView:
 
     # -- lookup (tests, benches) ----------------------------------------------------------------
 
+    @property
+    def _html(self) -> dict[Block, w.HTML]:
+        """The turn's block widgets (the nested children's aside)."""
+        return self.blocks.html
+
     def prompt_for(self, request_id: str) -> PermissionPrompt | None:
-        for prompt in self._prompts.values():
-            if prompt.request_id == request_id:
+        for prompt in self.blocks.prompts():
+            if prompt.request_id == request_id and isinstance(prompt, PermissionPrompt):
                 return prompt
         return None
 
@@ -302,10 +294,6 @@ class TurnView:
         """Close every widget comm (the static rendering replaces the view)."""
         self.flush()
         self._closed = True
-        for prompt in self._prompts.values():
-            for child in prompt.widgets():
-                child.close()
-        for html_widget in self._html.values():
-            html_widget.close()
-        for widget in (self.footer, self.stop, self.body, self.widget):
+        self.blocks.close()
+        for widget in (self.footer, self.stop, self.widget):
             widget.close()

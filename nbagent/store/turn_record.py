@@ -131,14 +131,17 @@ class TurnNote(BaseModel):
     """What a turn's messages do not say, for a renderer to show where it happened: a permission
     prompt and its answer (after the call ``call_id``), or a notice (interrupted, replay, error)."""
 
-    kind: Literal["permission", "notice"]
+    kind: Literal["permission", "notice", "subagent"]  # subagent: a ``task`` call's child (call_id)
     call_id: str | None = None
     title: str = ""  # permission: what was asked
     reply: str = ""  # permission: once | always | reject ("" when unanswered)
     by: str = ""  # permission: who answered when not the user (a headless policy, a saved rule)
     feedback: str = ""  # permission: what the user said with a refusal
     level: str = ""  # notice: info | warning | error
-    message: str = ""  # notice
+    message: str = ""  # notice; subagent: the child's final text (bounded)
+    agent: str = ""  # subagent: the child agent's name
+    session: str = ""  # subagent: the child session's id
+    steps: list[str] = Field(default_factory=list)  # subagent: a bounded digest of the child's steps
 
 
 class TurnRecord(BaseModel):

@@ -12,6 +12,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nbagent.core.config import user_config_dir
+from nbagent.ext.notes import AUTO_NAME, append_note, auto_memory_path, clean_note, git_root
+
+__all__ = [
+    "AUTO_NAME",
+    "MemoryFile",
+    "append_note",
+    "auto_memory_path",
+    "clean_note",
+    "discover",
+    "git_root",
+    "load_auto",
+    "render",
+]
 
 NAMES = ("AGENTS.md", "CLAUDE.md")
 MAX_IMPORT_DEPTH = 5
@@ -33,13 +46,6 @@ def memory_file_in(directory: Path) -> Path | None:
         candidate = directory / name
         if candidate.is_file():
             return candidate
-    return None
-
-
-def git_root(start: Path) -> Path | None:
-    for directory in (start, *start.parents):
-        if (directory / ".git").exists():
-            return directory
     return None
 
 
@@ -129,3 +135,27 @@ def render(files: list[MemoryFile]) -> str:
         return ""
     sections = [f"## {f.path}\n{f.text.strip()}" for f in files]
     return "# Instructions from memory files (follow them)\n\n" + "\n\n".join(sections)
+
+
+# -- notes and auto-memory -------------------------------------------------------------------------
+
+
+def project_memory_path(root: Path) -> Path:
+    """Where ``# note`` and ``/memory add`` write: the project's AGENTS.md at the git root (or
+    ``root``); its CLAUDE.md where that is the only memory file there."""
+    top = git_root(root.resolve()) or root.resolve()
+    return memory_file_in(top) or top / "AGENTS.md"
+
+
+def load_auto(root: Path, max_chars: int) -> MemoryFile | None:
+    """The auto-memory file, its last ``max_chars`` characters (the newest facts) when longer."""
+    path = auto_memory_path(root)
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    if not text.strip():
+        return None
+    if len(text) > max_chars:
+        text = f"[… older entries not loaded: see {path}]\n" + text[-max_chars:]
+    return MemoryFile(path, text, "auto")

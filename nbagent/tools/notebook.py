@@ -285,22 +285,32 @@ def _plan_live(cells: list[dict[str, Any]], edit: NotebookEdit, ctx: ToolContext
     meta = _agent_meta(cell)
     mark = {**(meta if isinstance(meta, dict) else {}), **provenance(ctx, "replace")}
     kind = str(cell.get("cell_type") or "code")
-    return _LivePlan(
-        "replace",
-        {
-            "cell_id": cell_id,
-            "source": edit.new_source,
-            "cell_type": edit.cell_type,
-            "metadata": {"nbagent": mark},
-        },
-        "replace",
-        {"cell_id": cell_id, "source": old, "cell_type": kind, "metadata": {"nbagent": meta}},
-        label,
-        old,
-        edit.new_source,
+    return _replace_plan(
+        cell,
+        edit,
+        mark,
+        {"nbagent": meta},
         f"Replaced the source of {label} ({edit.cell_type or kind}) in the open notebook; its outputs are"
         " those of its last run until it runs again (notebook_run).",
     )
+
+
+def _replace_plan(
+    cell: dict[str, Any], edit: NotebookEdit, mark: Any, undo_meta: dict[str, Any], message: str
+) -> _LivePlan:
+    """Set a cell's source (and type) in place, marked ``mark``; the undo puts back its source, type and
+    ``undo_meta``."""
+    cell_id = str(cell.get("id"))
+    old = _source(cell)
+    new = {
+        "cell_id": cell_id,
+        "source": edit.new_source,
+        "cell_type": edit.cell_type,
+        "metadata": {"nbagent": mark},
+    }
+    kind = str(cell.get("cell_type") or "code")
+    undo = {"cell_id": cell_id, "source": old, "cell_type": kind, "metadata": undo_meta}
+    return _LivePlan("replace", new, "replace", undo, f"cell {cell_id}", old, edit.new_source, message)
 
 
 def _made_by_this_call(cells: list[dict[str, Any]], ctx: ToolContext) -> int | None:
@@ -320,29 +330,13 @@ def _redo_insert(cells: list[dict[str, Any]], index: int, edit: NotebookEdit, ct
     """An insert replayed (``nbagent execute --replay``, a re-run of the same recorded cell): the cell it
     made is updated in place and keeps its id, so the recorded calls that name it still find it."""
     cell = cells[index]
-    cell_id = str(cell.get("id"))
-    old = _source(cell)
-    meta = _agent_meta(cell)
-    return _LivePlan(
-        "replace",
-        {
-            "cell_id": cell_id,
-            "source": edit.new_source,
-            "cell_type": edit.cell_type,
-            "metadata": {"nbagent": meta},
-        },
-        "replace",
-        {
-            "cell_id": cell_id,
-            "source": old,
-            "cell_type": str(cell.get("cell_type") or "code"),
-            "metadata": {},
-        },
-        f"cell {cell_id}",
-        old,
-        edit.new_source,
-        f"Inserted {edit.cell_type} cell {cell_id} (cell {index + 1} of {len(cells)}; this call made it"
-        " before, in the recording being replayed: updated in place).",
+    return _replace_plan(
+        cell,
+        edit,
+        _agent_meta(cell),
+        {},
+        f"Inserted {edit.cell_type} cell {cell.get('id')} (cell {index + 1} of {len(cells)}; this call made"
+        " it before, in the recording being replayed: updated in place).",
     )
 
 

@@ -71,6 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     trust_how.add_argument("--revoke", action="store_true", help="forget the trust of the folder")
     trust_how.add_argument("--list", dest="list_", action="store_true", help="list the trusted folders")
 
+    sub.add_parser("plugins", help="list the plugins and custom tools that load here")  # issue 14 (M3)
+    mcp_cmd = sub.add_parser("mcp", help="MCP servers: `nbagent mcp list`")  # issue 14 (M1)
+    mcp_cmd.add_argument("action", choices=["list"], help="list: the servers, their state, tools and errors")
+
     from nbagent.permissions.check import add_cli
 
     add_cli(sub)
@@ -124,6 +128,16 @@ def main(argv: list[str] | None = None) -> int:
             return run_from_args(args)
         if args.command == "trust":
             return cmd_trust(args)
+        if args.command == "mcp":  # issue 14 (M1)
+            from nbagent.core.mcp_session import mcp_list
+
+            return mcp_list(Path.cwd())
+        if args.command == "plugins":  # issue 14 (M3)
+            from nbagent.core.config import load_config
+            from nbagent.core.plugin_wiring import plugins_report
+
+            print(plugins_report(Path.cwd(), load_config(Path.cwd())))
+            return EXIT_OK
         if args.command == "events-schema":
             from nbagent.core.events import event_json_schema
 

@@ -25,6 +25,8 @@ from nbagent.core.config import Config
 from nbagent.core.context import memory
 from nbagent.core.errors import ConfigError
 from nbagent.ext.agents import AgentDef, AgentSet, load_agents
+from nbagent.ext.cc_plugins import CCPluginSet, load_cc_plugins  # issue 14 (M3)
+from nbagent.ext.plugins import load_plugins  # issue 14 (M3)
 from nbagent.ext.skills import SkillSet, load_skills, skill_listing
 from nbagent.tools.base import Tool
 
@@ -43,6 +45,8 @@ class AgentSetup:
     sections: list[str] = field(default_factory=list)  # system prompt sections after the base prompt
     auto_memory: memory.MemoryFile | None = None
     warnings: list[str] = field(default_factory=list)
+    cc_plugins: CCPluginSet = field(default_factory=CCPluginSet)  # issue 14 (M3): Claude Code plugins
+    plugins: Any = None  # issue 14 (M3): the installed plugins (ext.plugins.Plugins), loaded once
     child: bool = False  # a subagent's session: its prompts come from a model, never notes or commands
 
     def policy_config(self) -> Config:
@@ -63,14 +67,25 @@ def prepare(
         agents = AgentSet()
         warnings.append(f"Custom agents are not available: {exc}" + (f" {exc.hint}" if exc.hint else ""))
     warnings += agents.warnings
-    agent = agents.primary(agent_name) if agent_name else None
     try:
         skills = load_skills(root, home=home)
     except ConfigError as exc:
         skills = SkillSet()
         warnings.append(f"Skills are not available: {exc}" + (f" {exc.hint}" if exc.hint else ""))
     warnings += skills.warnings
+    # issue 14 (M3): Claude Code plugin folders (plugins.dirs): their skills and agents as plugin:item
+    cc_plugins = load_cc_plugins(root, config)
+    warnings += cc_plugins.warnings
+    for cc_skill in cc_plugins.skills():
+        skills.skills.setdefault(cc_skill.name, cc_skill)
+    for cc_agent in cc_plugins.agents():
+        agents.agents.setdefault(cc_agent.name, cc_agent)
+    plugins = load_plugins(config)  # issue 14 (M3): installed plugins; their agents join
+    for plugin_agent in plugins.agents():
+        agents.agents.setdefault(plugin_agent.name, plugin_agent)
+    agent = agents.primary(agent_name) if agent_name else None
     setup = AgentSetup(config=config, tools=list(tools), agent=agent, agents=agents, skills=skills)
+    setup.cc_plugins, setup.plugins = cc_plugins, plugins  # issue 14 (M3)
     setup.warnings = warnings
     if agent is not None:
         update: dict[str, Any] = {}

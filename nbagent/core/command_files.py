@@ -95,6 +95,7 @@ def load_commands(root: Path, home: Path | None = None, skills: SkillSet | None 
                 out.commands[name] = _read(path, name)
             except ConfigError as exc:
                 out.warnings.append(f"Command /{name} left out: {exc}" + (f" {exc.hint}" if exc.hint else ""))
+    out.warnings += _cc_plugin_commands(root, out)  # issue 14 (M3)
     if skills is None:
         try:
             skills = load_skills(root, home=home)
@@ -113,6 +114,24 @@ def load_commands(root: Path, home: Path | None = None, skills: SkillSet | None 
             kind="skill",
         )
     return out
+
+
+def _cc_plugin_commands(root: Path, out: CommandSet) -> list[str]:
+    """issue 14 (M3): the commands of Claude Code plugin folders (plugins.dirs), as /plugin:command."""
+    from nbagent.core.config import load_config
+    from nbagent.ext.cc_plugins import load_cc_plugins
+
+    try:
+        found = load_cc_plugins(root, load_config(root))
+    except ConfigError as exc:
+        return [f"Plugin commands left out: {exc}"]
+    warnings: list[str] = []
+    for command in found.commands():
+        try:
+            out.commands.setdefault(command.name, _read(command.path, command.name))
+        except ConfigError as exc:
+            warnings.append(f"Command /{command.name} left out: {exc}")
+    return warnings
 
 
 def custom_commands(root: Path, home: Path | None = None) -> dict[str, CustomCommand]:

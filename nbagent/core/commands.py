@@ -16,6 +16,7 @@ from nbagent.core.command_files import COMMAND_DIRS, CustomCommand, custom_comma
 from nbagent.core.commands_extra import agents_text, custom_output, memory_command
 from nbagent.core.events import Compacted, ContextReport, Event, Notice
 from nbagent.core.messages import Usage
+from nbagent.core.plugin_wiring import plugin_command  # issue 14 (M3)
 from nbagent.tools.notebook_live import revert_live_edits
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ HELP = """\
 | `/memory [add TEXT]` | the memory files loaded, or add a note to AGENTS.md (asks first; also `# note` as a prompt) |
 | `/tasks` | the subagent tasks of this session: running and finished, with tokens and cost |
 | `/agents` | the agents: primary ones (`--agent NAME`) and subagents (`@name` in a prompt) |
+| `/mcp` | the MCP servers: state, tools, prompts, errors (`/mcp__server__prompt` runs a server's prompt) |
 """
 
 Action = Literal["new_session"]
@@ -201,4 +203,12 @@ async def run_command(session: Session, line: str) -> CommandOutput:
     if command is not None:
         prompt, text, events = custom_output(session, command, args)
         return CommandOutput(text=text, prompt=prompt, events=events)
+    plugin = await plugin_command(session, name, args)  # issue 14 (M3): plugins' register_commands
+    if plugin is not None:
+        return CommandOutput(text=plugin[0], prompt=plugin[1])
+    from nbagent.core.mcp_session import mcp_command  # issue 14 (M1): /mcp, /mcp__server__prompt
+
+    found_mcp = await mcp_command(session, name, args)
+    if found_mcp is not None:
+        return CommandOutput(text=found_mcp[0], prompt=found_mcp[1])
     return CommandOutput(text=f"Unknown command `/{name}`. `/help` lists the commands.")

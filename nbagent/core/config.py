@@ -155,6 +155,9 @@ class Config(_Strict):
     agent: dict[str, Any] = Field(default_factory=dict)
     sandbox: dict[str, Any] = Field(default_factory=dict)
     hooks: dict[str, Any] = Field(default_factory=dict)
+    mcp: dict[str, Any] = Field(default_factory=dict)  # MCP servers: ext/mcp_config.py
+    # issue 14 (M3): {"disabled": [names], "dirs": [Claude Code plugin folders]}; ext/plugins.py
+    plugins: dict[str, Any] = Field(default_factory=dict)
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

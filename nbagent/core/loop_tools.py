@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from nbagent.core.events import ToolCallCompleted, ToolCallError, ToolCallRunning
 from nbagent.core.messages import ToolCompleted, ToolError, ToolPart, ToolRunning
+from nbagent.core.plugin_wiring import plugin_after, plugin_before  # issue 14 (M3)
 from nbagent.core.text import strip_ansi
 from nbagent.tools.base import PermissionQuery, PermissionRejected, Tool, ToolFailure
 
@@ -171,6 +172,12 @@ class ToolCalls:
                 )
                 return None
             data = pre.updated_input
+        rewritten = await plugin_before(s, tool, data)  # issue 14 (M3): plugins may rewrite or refuse
+        if isinstance(rewritten, str):
+            self._fail(part, rewritten, data)
+            return None
+        if rewritten is not None:
+            args, data = rewritten
         started = time.time()
         part.state = ToolRunning(input=data, started=started)
         self.emit(ToolCallRunning(session_id=s.id, call_id=part.call_id, tool=part.tool, input=data))
@@ -208,6 +215,7 @@ class ToolCalls:
         file_path = data.get("file_path")
         if tool.name == "read" and isinstance(file_path, str):
             output += s.nested_memory_note(ctx.resolve(file_path))
+        output = s.scrub(await plugin_after(s, part.tool, data, output))  # issue 14 (M3)
         post = await s.run_hook(
             "PostToolUse",
             {"tool_input": data, "tool_response": {"output": output, "title": title}},

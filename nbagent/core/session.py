@@ -23,10 +23,16 @@ from nbagent.core.context.budget import Estimator, Limits, estimate_chars, model
 from nbagent.core.errors import ConfigError, NbagentError
 from nbagent.core.events import Event, Notice, TurnFinished
 from nbagent.core.loop import TurnRunner, close_dangling
+from nbagent.core.mcp_session import attach_mcp, mcp_turn  # issue 14 (M1)
 from nbagent.core.messages import Message, Usage, new_id
 from nbagent.core.permission import HeadlessPolicy, PermissionBroker, PermissionPolicy, ReplyKind
+from nbagent.core.plugin_wiring import (  # issue 14 (M3)
+    attach_cc_hooks,
+    extension_tools,
+    session_plugins,
+    trust_sources,
+)
 from nbagent.core.private import cache_dir
-from nbagent.core.prompt_prep import run_turn
 from nbagent.core.scrub import Scrubber
 from nbagent.core.session_context import SessionContext
 from nbagent.core.session_models import SessionModels, make_provider, uses_native
@@ -137,7 +143,22 @@ class Session(SessionModels, SessionContext):
         self.hooks = HookRunner(config, self.root, self.id)
         # Project hooks run once the folder is trusted (asked when the first would run); trust_project:
         # trusted for this session (--trust-project), never saved.
-        self.project_trust = ProjectTrust(self.root, self.hooks.project_sources, forced=trust_project)
+        cc_notes = attach_cc_hooks(self.hooks, self.setup.cc_plugins, self.root)  # issue 14 (M3)
+        self.project_trust = ProjectTrust(  # issue 14 (M3): trust covers .nbagent/tools/*.py too
+            self.root,
+            trust_sources(self.root, self.hooks.project_sources, self.setup.cc_plugins),
+            forced=trust_project,
+        )
+        # issue 14 (M3): installed plugins, custom tools (core/plugin_wiring.py)
+        self.plugins = session_plugins(config, self.setup, self.root)
+        if parent_id is None:
+            extra, notices = extension_tools(
+                self.root, config, self.setup, self.project_trust, self.plugins, set(self.tools_by_name)
+            )
+            self.tools = [*self.tools, *extra]
+            self.tools_by_name = {t.name: t for t in self.tools}
+            self._tool_schemas = [t.schema() for t in self.tools]
+            self.setup.warnings += [*cc_notes, *notices, *self.plugins.take_notices()]
         self.sandbox = sandbox_config(self.root, config)
         self._sandbox_warned = False
         self.hooks_started = False
@@ -179,6 +200,7 @@ class Session(SessionModels, SessionContext):
             )
             self.undo_log = UndoLog(store, self.id, self.root)
         self._notices += self.setup.warnings  # problems in agent and skill definitions, said once
+        self.mcp = attach_mcp(self)  # issue 14 (M1): MCP servers, started at the first turn
 
     @classmethod
     def resume(
@@ -450,6 +472,7 @@ class Session(SessionModels, SessionContext):
     # -- turns --------------------------------------------------------------------------------
 
     def _emit(self, event: Event) -> None:
+        self.plugins.on_event(event)  # issue 14 (M3): plugins observe every event
         for queue in self._emit_target:
             queue.put_nowait(event)
 
@@ -469,7 +492,8 @@ class Session(SessionModels, SessionContext):
 
             self.append(user_message(finished, synthetic=True))
         runner = TurnRunner(self, self._emit)
-        task = asyncio.create_task(run_turn(self, runner, prompt), name=f"nbagent-turn-{runner.turn_id}")
+        turn = mcp_turn(self, runner, prompt)  # issue 14 (M1): MCP servers, then run_turn
+        task = asyncio.create_task(turn, name=f"nbagent-turn-{runner.turn_id}")
         self._task = task
         getter: asyncio.Task[Event] | None = None
         try:
@@ -526,4 +550,5 @@ class Session(SessionModels, SessionContext):
             await asyncio.gather(task, return_exceptions=True)
         await self.subagents.close()
         await close_shells(self.tool_state)
+        await self.mcp.close()  # issue 14 (M1)
         await self.close_providers()

@@ -18,6 +18,7 @@ from nbagent.core.context.prune import prune
 from nbagent.core.errors import NbagentError
 from nbagent.core.events import Compacted, ContextReport, Event, Notice
 from nbagent.core.messages import Message, ToolCompleted, ToolPart, Usage
+from nbagent.core.plugin_wiring import plugin_compaction  # issue 14 (M3)
 from nbagent.providers.base import ModelRequest, Provider
 from nbagent.providers.wire import to_openai
 from nbagent.tools.base import default_output_dir
@@ -325,6 +326,7 @@ class SessionContext:
             return
         self.usage = self.usage + usage
         summary = with_kernel_state(summary, self.tool_state)
+        summary = plugin_compaction(self, summary)  # issue 14 (M3): plugins add context
         self.summary = summary
         self.compacted_until += split
         self.invalidate_history()

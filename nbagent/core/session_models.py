@@ -128,10 +128,14 @@ class SessionModels:
         """The provider serving ``model``: one per path, made on first use and kept for the session."""
         if self._given_provider is not None:
             return self._given_provider
+        plugins = getattr(getattr(self, "setup", None), "plugins", None)  # issue 14 (M3): register_providers
+        factory = plugins.provider_factory(model) if plugins is not None else None
         path = "native" if uses_native(self.config, model) else "litellm"
+        path = f"plugin:{_provider_prefix(model)}" if factory is not None else path
         found = self._providers.get(path)
         if found is None:
-            found = self._providers[path] = self._with_text_tools(make_provider(self.config, model))
+            made = factory(model, self.config) if factory is not None else make_provider(self.config, model)
+            found = self._providers[path] = self._with_text_tools(made)
         return found
 
     def _with_text_tools(self, provider: Provider) -> Provider:

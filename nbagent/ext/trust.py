@@ -37,6 +37,7 @@ CODE_KEYS: dict[str, tuple[str, ...]] = {
     CONFIG_NAME: ("hooks", "mcp", "plugins"),
     "settings.json": ("hooks",),
     "settings.local.json": ("hooks",),
+    ".mcp.json": ("mcpServers",),  # issue 14 (M1)
 }
 CLAUDE_SETTINGS = ("settings.json", "settings.local.json")
 MAX_LISTED = 20
@@ -74,6 +75,8 @@ def project_code_sources(root: Path, config: Config) -> list[Path]:
         sources.append(own)
     if config.hooks.get("use_claude_settings") is True:
         sources += [p for name in CLAUDE_SETTINGS if (p := root / ".claude" / name).is_file()]
+    if (root / ".mcp.json").is_file():  # issue 14 (M1): the project's MCP servers (Claude Code's shape)
+        sources.append(root / ".mcp.json")
     return sources
 
 

@@ -316,6 +316,11 @@ class NotebookAgent(NotebookSessions):
         if name == "sessions":
             show(self._sessions_text())
             return
+        if name == "mcp-serve":  # the live kernel served to other agents (jupyter/mcp_serve.py)
+            from nbagent.jupyter.mcp_serve import mcp_serve_command
+
+            mcp_serve_command(self, arg, show)
+            return
         if name == "model" and arg:
             self.model_override = arg
         if self.session is None:

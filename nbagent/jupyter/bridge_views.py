@@ -40,6 +40,8 @@ COMMAND_NAMES = (
     ("init", "write a starter AGENTS.md"),
     ("memory", "the memory files loaded; /memory add TEXT adds a note"),
     ("agents", "the primary agents and subagents"),
+    ("tasks", "the subagents started in this session"),
+    ("mcp", "MCP servers: state, tools, prompts, errors"),
 )
 
 

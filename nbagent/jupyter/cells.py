@@ -19,6 +19,7 @@ restart it resumes from the turns recorded in the saved notebook.
 
 `%agent /command` runs the commands below; in the notebook also `/attach PATH` (use PATH as this
 kernel's notebook, to resume or replay from it); `/sessions` lists the sessions recorded in the notebook.
+`/mcp-serve` serves this live kernel to other agents (Claude Code, OpenCode) over MCP; `/mcp-serve stop`.
 Environment: `NBAGENT_MODEL`, `NBAGENT_API_BASE`, `NBAGENT_REPLAY=1` (replay every cell),
 `NBAGENT_HEADLESS=allow|deny` (answer permission prompts without asking), `NBAGENT_TRUST_PROJECT=1`
 (run the project's own hooks without asking; otherwise the first one asks you to trust the folder).

@@ -119,7 +119,11 @@ class IPythonNamespace:
             return result
         await asyncio.sleep(0.02)  # let the view show the call as running before the code holds the loop
         before = figure_numbers()
+        kernels = self.shell.display_pub
         with capture_output(stdout=True, stderr=True, display=True) as captured:
+            # ipykernel sets the parent of each message it handles meanwhile (a Stop click on a subshell)
+            # on the shell's display publisher: the capturing one must take it, or the click is lost
+            self.shell.display_pub.set_parent = getattr(kernels, "set_parent", lambda _parent: None)
             await execute_into(code, self.shell.user_ns, result, guard=interruptible)
         result.stdout, result.stderr = captured.stdout, captured.stderr
         for output in captured.outputs:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -137,7 +138,9 @@ class RulePolicy(ShellRules):
 
     @staticmethod
     def _layer_hit(layer: _Layer, key: str, matches: Callable[[str, str], bool]) -> Hit | None:
-        for k in (key, "*"):
+        # Tool-name keys with a wildcard ("mcp__github__*") cover the tools they match (issue 14, M1).
+        globs = [k for k in reversed(layer.rules) if "*" in k and k != "*" and fnmatchcase(key, k)]
+        for k in (key, *globs, "*"):
             for pattern, action in reversed(layer.rules.get(k, ())):
                 if matches(pattern, action):
                     return Hit(action, layer.describe(k, pattern, action), pattern, layer.name)

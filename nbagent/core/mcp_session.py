@@ -1,0 +1,325 @@
+"""MCP in a session: the servers start (in parallel) at the session's first turn, their tools join the
+session's tools, problems become notices once; ``/mcp`` and ``nbagent mcp list`` describe the state.
+
+Kept light: the ``mcp`` SDK is imported only when servers are configured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import shlex
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nbagent.core.errors import NbagentError
+from nbagent.ext.cc_plugins import project_defines_dirs
+from nbagent.ext.mcp_config import McpConfig, add_servers, load_mcp_config, safe_name
+
+if TYPE_CHECKING:
+    import mcp.types as mt
+
+    from nbagent.core.loop import TurnRunner
+    from nbagent.core.session import Session
+    from nbagent.ext.mcp_client import McpHub, ServerConn
+    from nbagent.tools.base import Tool
+
+STATE_KEY = "mcp"
+MENTION = re.compile(r"(?<![\w/@])@([A-Za-z0-9_-]+):(\S+)")
+MAX_MENTION = 50_000
+
+
+class McpSession:
+    """The session's MCP servers (``hub``: None until started, and when there are none)."""
+
+    def __init__(self, config: McpConfig) -> None:
+        self.config = config
+        self.hub: McpHub | None = None
+        self.started = False
+        self.deferred = 0  # MCP tools held back behind tool_search
+        self._early: asyncio.Task[list[str]] | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.config.servers) or bool(self.config.errors)
+
+    async def start(self, session: Session) -> None:
+        """Once: start the servers, add their tools, report problems as notices."""
+        if self.started:
+            return
+        self.started = True
+        if not self.config.servers:
+            for line in self.config.errors:
+                _notice(session, line)
+            return
+        from nbagent.ext.mcp_client import McpHub
+
+        lines: list[str] = []
+        if self._early is not None:  # "startup": "session": some are connecting already
+            (early,) = await asyncio.gather(self._early, return_exceptions=True)
+            lines += early if isinstance(early, list) else []
+        hub = self.hub = self.hub or McpHub(self.config)
+        pending = [c for c in hub.servers.values() if c.state == "idle"]
+        trusted = True
+        if any(c.spec.project for c in pending):
+            trusted = await session._trust_project()
+        lines += await hub.start_all(trusted, pending)
+        for line in [*lines, *hub.take_problems()]:
+            _notice(session, line)
+        add_tools(session, self.offered(session))
+
+    def start_early(self, session: Session) -> None:
+        """``"startup": "session"``: connect now, in the background, to the servers that need no trust
+        question (the user's, and the project's in a folder trusted already); the rest wait for the turn."""
+        from nbagent.core.errors import ConfigError
+        from nbagent.ext.mcp_client import McpHub
+
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no event loop yet (a CLI run): the first turn starts them
+        trust = session.project_trust
+        known = trust.state == "trusted"
+        with contextlib.suppress(ConfigError):
+            known = known or trust.store.is_trusted(trust.root, trust.digest)
+        hub = self.hub = McpHub(self.config)
+        early = [c for c in hub.servers.values() if known or not c.spec.project]
+        self._early = loop.create_task(hub.start_all(True, early), name="nbagent-mcp-early")
+
+    def budget_tokens(self, context: int) -> int:
+        budget = self.config.tool_budget
+        return int(budget) if budget > 1 else int(budget * context)
+
+    def offered(self, session: Session) -> list[Tool[Any]]:
+        """The MCP tools to send: all of them, or ``tool_search`` (and the resource tool) when their schemas
+        exceed the budget."""
+        from nbagent.core.context.budget import estimate_chars
+        from nbagent.tools.mcp_search import ToolSearchTool
+
+        tools = self.tools()
+        remote = [t for t in tools if t.name.startswith("mcp__")]
+        tokens = session.estimator.tokens(estimate_chars([t.schema() for t in remote]))
+        budget = self.budget_tokens(session.limits.context)
+        if not remote or tokens <= budget:
+            return tools
+        self.deferred = len(remote)
+        search = ToolSearchTool(remote)
+        return [search, *(t for t in tools if t not in remote)]
+
+    def tools(self) -> list[Tool[Any]]:
+        """The tools of the ready servers (and ``read_mcp_resource`` when any offers resources)."""
+        from nbagent.tools.mcp_tools import ReadMcpResourceTool, make_tool
+
+        if self.hub is None:
+            return []
+        out: list[Tool[Any]] = []
+        for conn in self.hub.servers.values():
+            if conn.state == "ready":
+                out += [make_tool(conn, remote) for remote in conn.tools]
+        if any(c.resources for c in self.hub.servers.values()):
+            out.append(ReadMcpResourceTool(self.hub))
+        return out
+
+    async def with_mentions(self, prompt: str) -> str:
+        """``prompt`` with the resources it mentions (``@server:uri``) appended; unreadable ones say why."""
+        if self.hub is None or "@" not in prompt:
+            return prompt
+        from nbagent.core.errors import ToolFailure
+
+        blocks: list[str] = []
+        for match in MENTION.finditer(prompt):
+            conn = self.hub.servers.get(match.group(1))
+            if conn is None or conn.state != "ready":
+                continue
+            uri = match.group(2).rstrip(".,;:)")
+            try:
+                result: mt.ReadResourceResult = await conn.request(f"reading {uri}", _reader(uri))
+                body = "\n".join(
+                    getattr(c, "text", None) or f"[binary content {c.uri}]" for c in result.contents
+                )
+            except ToolFailure as exc:
+                body = f"(could not be read: {exc})"
+            blocks.append(
+                f'<mcp-resource server="{conn.name}" uri="{uri}">\n{body[:MAX_MENTION]}\n</mcp-resource>'
+            )
+        return prompt if not blocks else prompt + "\n\n" + "\n\n".join(blocks)
+
+    async def close(self) -> None:
+        if self._early is not None:
+            await asyncio.gather(self._early, return_exceptions=True)
+        if self.hub is not None:
+            await self.hub.close()
+
+    def describe(self) -> str:
+        """Servers, state, tools and errors (``/mcp``, ``nbagent mcp list``)."""
+        if not self:
+            return (
+                'No MCP servers configured. Add them to nbagent.json ("mcp": {"NAME": {"type": "local",'
+                ' "command": [...]}}) or .mcp.json ("mcpServers").'
+            )
+        lines: list[str] = []
+        for name, spec in self.config.servers.items():
+            conn = self.hub.servers.get(name) if self.hub is not None else None
+            state = conn.state if conn is not None else ("disabled" if not spec.enabled else "not started")
+            where = spec.url or " ".join(spec.command)
+            scope = "project" if spec.project else "user"
+            lines.append(f"- **{name}** ({spec.transport}, {scope}): {state} — `{where}`")
+            if conn is not None and conn.state == "ready":
+                names = ", ".join(t.name for t in conn.tools) or "no tools"
+                extra = f" ({conn.started_in * 1000:.0f} ms to start)"
+                lines.append(f"  tools: {names}{extra}")
+                if conn.prompts:
+                    lines.append("  prompts: " + ", ".join(p.name for p in conn.prompts))
+                if conn.resources:
+                    lines.append(f"  resources: {len(conn.resources)}")
+            if conn is not None and conn.error:
+                lines.append(f"  error: {conn.error}")
+        if self.deferred:
+            lines.append(
+                f"{self.deferred} MCP tools are loaded on demand through tool_search (over the budget)."
+            )
+        lines += [f"- error: {e}" for e in self.config.errors]
+        return "\n".join(lines)
+
+
+def _reader(uri: str) -> Callable[[Any], Awaitable[Any]]:
+    return lambda client: client.read_resource(uri)
+
+
+def _notice(session: Session, line: str) -> None:
+    from nbagent.core.events import Notice
+
+    session._emit(Notice(session_id=session.id, level="warning", message=line))
+
+
+def add_tools(session: Session, tools: list[Tool[Any]]) -> None:
+    """Add tools to a session before its first request (its tool list is then fixed)."""
+    from nbagent.core.context.budget import estimate_chars
+
+    taken = set(session.tools_by_name)
+    new: list[Tool[Any]] = []
+    for tool in tools:
+        if tool.name not in taken:
+            taken.add(tool.name)
+            new.append(tool)
+    if not new:
+        return
+    session.tools = [*session.tools, *new]
+    session.tools_by_name = {t.name: t for t in session.tools}
+    session._tool_schemas = [t.schema() for t in session.tools]
+    session._fixed = len(session.system_prompt) + estimate_chars(session._tool_schemas)
+
+
+def attach_mcp(session: Session, root: Path | None = None) -> McpSession:
+    """The session's MCP servers, not started yet; a child session has none (its parent's tools serve)."""
+    from nbagent.tools.mcp_search import LOAD_KEY
+
+    session.tool_state[LOAD_KEY] = lambda found: add_tools(session, found)
+    if session.setup.child:
+        return McpSession(McpConfig())
+    try:
+        config = load_mcp_config(root or session.root)
+        plugins = session.setup.cc_plugins
+        if (
+            plugins.mcp_servers()
+        ):  # Claude Code plugin folders' .mcp.json: project code when the project named them
+            named = project_defines_dirs(root or session.root)
+            add_servers(config, plugins.mcp_servers(), source=Path("<Claude Code plugins>"), project=named)
+    except Exception as exc:
+        config = McpConfig(errors=[f"MCP servers are not available: {exc}"])
+    mcp = McpSession(config)
+    session.tool_state[STATE_KEY] = mcp
+    if config.startup == "session" and config.servers:
+        mcp.start_early(session)
+    return mcp
+
+
+async def mcp_turn(session: Session, runner: TurnRunner, prompt: str) -> None:
+    """A turn that first starts the session's MCP servers (the first time) and reads the resources the
+    prompt mentions (``@server:uri``)."""
+    from nbagent.core.prompt_prep import run_turn
+
+    await session.mcp.start(session)
+    await run_turn(session, runner, await session.mcp.with_mentions(prompt))
+
+
+async def mcp_command(session: Session, name: str, args: str) -> tuple[str, str | None] | None:
+    """``/mcp`` (the servers' state) and ``/mcp__server__prompt ARGS`` (an MCP prompt run as a turn):
+    ``(text, prompt)``; None for any other command."""
+    mcp: McpSession = session.mcp
+    if name == "mcp":
+        return mcp.describe(), None
+    if not name.startswith("mcp__") or mcp.hub is None:
+        if name.startswith("mcp__") and mcp:
+            return "The MCP servers start with the session's first turn; send a prompt first.", None
+        return None
+    for conn in mcp.hub.servers.values():
+        for prompt in conn.prompts if conn.state == "ready" else []:
+            if prompt_command(conn.name, prompt.name) == name:
+                return "", await get_prompt(conn, prompt, args)
+    return None
+
+
+def prompt_command(server: str, prompt: str) -> str:
+    return f"mcp__{safe_name(server)}__{safe_name(prompt)}"
+
+
+async def get_prompt(conn: ServerConn, prompt: mt.Prompt, args: str) -> str:
+    """The prompt's messages as one user prompt; ``args`` is ``key=value ...`` or, for a prompt with one
+    argument, the whole text."""
+    from nbagent.tools.base import ToolContext
+    from nbagent.tools.mcp_tools import render_content
+
+    declared = [a.name for a in prompt.arguments or []]
+    values: dict[str, str] = {}
+    pairs = [p.partition("=") for p in shlex.split(args)] if "=" in args else []
+    if pairs and all(sep and key in declared for key, sep, _ in pairs):
+        values = {key: value for key, _, value in pairs}
+    elif declared and args.strip():
+        values = {declared[0]: args.strip()}
+    missing = [a.name for a in prompt.arguments or [] if a.required and a.name not in values]
+    if missing:
+        raise NbagentError(
+            f"/{prompt_command(conn.name, prompt.name)} needs {', '.join(missing)}.",
+            "Pass them as key=value (or the text itself when the prompt takes one argument).",
+        )
+    result: mt.GetPromptResult = await conn.request(
+        f"the prompt {prompt.name}", lambda c: c.get_prompt(prompt.name, values)
+    )
+    ctx = ToolContext(root=Path.cwd())
+    texts = [render_content([m.content], ctx)[0] for m in result.messages]
+    return "\n\n".join(t for t in texts if t)
+
+
+def mcp_list(root: Path) -> int:
+    """``nbagent mcp list``: start every configured server (project ones only in a trusted folder), show
+    their state, tools and errors, stop them; the exit code is 1 when a server failed."""
+    import asyncio
+
+    from nbagent.core.config import load_config
+    from nbagent.ext.mcp_client import McpHub
+    from nbagent.ext.trust import ProjectTrust, project_code_sources
+
+    config = load_mcp_config(root)
+    mcp = McpSession(config)
+    if not config.servers:
+        print(mcp.describe())
+        return 0
+    trust = ProjectTrust(root, project_code_sources(root, load_config(root)))
+    trusted = trust.forced or trust.store.is_trusted(root, trust.digest)
+
+    async def run() -> str:
+        hub = mcp.hub = McpHub(config)
+        mcp.started = True
+        try:
+            await hub.start_all(trusted)
+            return mcp.describe()  # while they run
+        finally:
+            await hub.close()
+
+    print(asyncio.run(run()))
+    if not trusted and config.project_servers:
+        print(f"Project servers were not started: trust the folder first (`nbagent trust {root}`).")
+    failed = mcp.hub is not None and any(c.state == "failed" for c in mcp.hub.servers.values())
+    return 1 if failed else 0

@@ -1,0 +1,123 @@
+"""MCP server definitions: OpenCode's shape in nbagent.json, Claude Code's in .mcp.json, user vs project."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from nbagent.core.config import load_config, user_config_dir
+from nbagent.ext.mcp_config import expand, load_mcp_config
+from nbagent.ext.trust import describe_project_code, project_code_digest, project_code_sources
+
+
+def test_expand_variables() -> None:
+    env = {"TOKEN": "abc", "EMPTY": ""}
+    assert expand("Bearer ${TOKEN}", env) == "Bearer abc"
+    assert expand("${MISSING:-fallback}/${EMPTY:-x}", env) == "fallback/x"
+    assert expand("{env:TOKEN}", env) == "abc"
+
+
+def test_both_shapes_user_and_project(tmp_path: Path) -> None:
+    user = user_config_dir()
+    user.mkdir(parents=True, exist_ok=True)
+    (user / "nbagent.json").write_text(
+        json.dumps(
+            {
+                "mcp": {
+                    "local1": {
+                        "type": "local",
+                        "command": ["prog", "a"],
+                        "environment": {"K": "v"},
+                        "timeout": 5,
+                    },
+                    "remote1": {"type": "remote", "url": "https://example.test/mcp", "headers": {"A": "b"}},
+                    "off": {"type": "local", "command": ["x"], "enabled": False},
+                }
+            }
+        )
+    )
+    root = tmp_path / "proj"
+    root.mkdir()
+    (root / ".mcp.json").write_text(
+        json.dumps(
+            {
+                "mcpServers": {
+                    "cc": {"command": "npx", "args": ["-y", "pkg"], "env": {"T": "${TOKEN}"}},
+                    "web": {
+                        "type": "http",
+                        "url": "${BASE:-http://localhost:1}/mcp",
+                        "headers": {"X": "${TOKEN}"},
+                    },
+                    "old": {"type": "sse", "url": "http://localhost:2/sse"},
+                    "broken": {"command": "x", "env": {"T": "${NOT_SET_ANYWHERE}"}},
+                }
+            }
+        )
+    )
+    config = load_mcp_config(root, env={"TOKEN": "tok"})
+    s = config.servers
+    assert s["local1"].command == ["prog", "a"] and s["local1"].env == {"K": "v"}
+    assert s["local1"].start_timeout == 5 and not s["local1"].project
+    assert s["remote1"].transport == "http" and s["remote1"].headers == {"A": "b"}
+    assert not s["off"].enabled
+    assert s["cc"].command == ["npx", "-y", "pkg"] and s["cc"].env == {"T": "tok"} and s["cc"].project
+    assert s["web"].url == "http://localhost:1/mcp" and s["web"].headers == {"X": "tok"}
+    assert s["old"].transport == "sse"
+    assert "broken" not in s
+    assert any("'broken'" in e and "NOT_SET_ANYWHERE" in e and ":-" in e for e in config.errors)
+    assert set(config.project_servers) == {"cc", "web", "old"}
+
+
+def test_nbagent_json_with_mcp_loads_and_mcp_json_is_trusted_code(tmp_path: Path) -> None:
+    (tmp_path / "nbagent.json").write_text(json.dumps({"mcp": {"a": {"type": "local", "command": ["p"]}}}))
+    (tmp_path / ".mcp.json").write_text(json.dumps({"mcpServers": {"b": {"command": "q"}}}))
+    config = load_config(tmp_path)  # the "mcp" key is part of the configuration
+    sources = project_code_sources(tmp_path, config)
+    assert tmp_path / ".mcp.json" in sources
+    described = dict(describe_project_code(tmp_path, sources))
+    assert described[".mcp.json defines mcpServers"] == ["b"]
+    before = project_code_digest(tmp_path, sources)
+    (tmp_path / ".mcp.json").write_text(json.dumps({"mcpServers": {"b": {"command": "evil"}}}))
+    assert project_code_digest(tmp_path, sources) != before  # a changed server asks again
+    servers = load_mcp_config(tmp_path, env={}).servers
+    assert servers["a"].project and servers["b"].project
+
+
+def test_bad_entries_are_reported_not_fatal(tmp_path: Path) -> None:
+    (tmp_path / ".mcp.json").write_text(
+        json.dumps(
+            {
+                "mcpServers": {
+                    "x": {"type": "carrier-pigeon"},
+                    "y": {"url": "ftp://no"},
+                    "z": {"command": "ok"},
+                }
+            }
+        )
+    )
+    config = load_mcp_config(tmp_path, env={})
+    assert list(config.servers) == ["z"]
+    assert len(config.errors) == 2
+    (tmp_path / ".mcp.json").write_text("{not json")
+    assert "not valid JSON" in load_mcp_config(tmp_path, env={}).errors[0]
+
+
+def test_mcp_permission_patterns(tmp_path: Path) -> None:
+    from nbagent.core.config import Config
+    from nbagent.core.permission_types import PermissionQuery
+    from nbagent.permissions.policy import RulePolicy
+
+    # Like patterns within a key, the last matching wildcard key wins; a tool's own key comes first.
+    rules = {"mcp__*": "deny", "mcp__github__*": "allow", "mcp__github__delete_repo": "deny"}
+    policy = RulePolicy(tmp_path, Config(permission=rules))
+
+    def action(tool: str) -> str:
+        return policy.evaluate(PermissionQuery(permission=tool, patterns=[""])).action
+
+    assert action("mcp__github__list_issues") == "allow"  # the server's pattern
+    assert action("mcp__github__delete_repo") == "deny"  # the tool's own key beats a pattern
+    assert action("mcp__other__anything") == "deny"
+    assert (
+        RulePolicy(tmp_path, Config()).evaluate(PermissionQuery(permission="mcp__x__y", patterns=[""])).action
+        == "ask"
+    )

@@ -31,9 +31,16 @@ import pytest
 from nbagent.providers.scripted import FunctionScript, ListScript, Reply, ScriptedModelServer, ToolCallSpec
 from nbagent.providers.scripted.script import OnToolResults
 from tests.e2e.conftest import notebook_json
+from tests.e2e.notebook_page import (
+    COUNT,
+    TIMEOUT_MS,
+    load_nbagent,
+    open_notebook,
+    prompt_of,
+    run_cell,
+)
 
 pytestmark = pytest.mark.timeout(180)
-TIMEOUT_MS = 30_000
 NB = "demo.ipynb"
 BROKEN = "total = values.sum() / count\nprint('mean', total)"
 FIXED = "total = values.sum() / len(values)\nprint('mean', total)"
@@ -41,8 +48,6 @@ PLOT = "import matplotlib.pyplot as plt\nplt.plot(values)\nplt.title('values')"
 NOTE = "# checked by me"
 SLOW = "import time\nfor i in range(600):\n    time.sleep(0.1)"
 AGENT_CELL = re.compile(r"\bnbagent-agent-cell\b")
-COUNT = re.compile(r"^\[\d+\]:$")
-ACTIVE = re.compile(r"\bjp-mod-active\b")
 
 
 def named_notebook(cells: dict[str, str]) -> dict[str, Any]:
@@ -118,48 +123,8 @@ def _image_parts(body: dict[str, Any]) -> int:
     return count
 
 
-def _open(browser: Any, lab: Any, expect: Any) -> tuple[Any, Any, list[str]]:
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.set_default_timeout(TIMEOUT_MS)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(f"{exc}\n{exc.stack}"))
-    page.goto(lab.page_url(NB))
-    cells = page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell")
-    cells.first.wait_for()
-    expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first).to_be_attached(
-        timeout=60_000
-    )
-    return page, cells, errors
-
-
 def _editor(cells: Any, index: int) -> Any:
     return cells.nth(index).locator(".jp-InputArea .cm-content")
-
-
-def _prompt(cells: Any, index: int) -> Any:
-    return cells.nth(index).locator(".jp-InputArea-prompt")
-
-
-def _run(page: Any, cells: Any, index: int) -> None:
-    """Run one cell in place, as a user does: select it (a click on its prompt), Ctrl+Enter."""
-    from playwright.sync_api import expect
-
-    _prompt(cells, index).click()
-    expect(cells.nth(index)).to_have_class(ACTIVE)
-    page.keyboard.press("Control+Enter")
-
-
-def _load(page: Any, cells: Any, expect: Any) -> None:
-    """Run the first cell (``%load_ext nbagent``), again if the keypress was lost to the page still
-    settling (the shell takes the focus when it finishes restoring): loading twice is harmless."""
-    for _ in range(3):
-        _run(page, cells, 0)
-        try:
-            expect(_prompt(cells, 0)).not_to_have_text("[ ]:", timeout=5_000)
-            break
-        except AssertionError:
-            continue
-    expect(_prompt(cells, 0)).to_have_text(COUNT, timeout=60_000)
 
 
 def _type_into(page: Any, cells: Any, index: int, expect: Any, text: str) -> None:
@@ -178,10 +143,10 @@ def _fix_flow(
     """The user runs the cells, leaves an unsaved edit, runs the %%agent cell; the agent fixes the failing
     cell, adds a plot and runs both; the page shows it all."""
     expect(cells).to_have_count(4)
-    _load(page, cells, expect)
-    _run(page, cells, 1)
-    expect(_prompt(cells, 1)).to_have_text(COUNT)
-    _run(page, cells, 3)
+    load_nbagent(page, cells, expect)
+    run_cell(page, cells, 1)
+    expect(prompt_of(cells, 1)).to_have_text(COUNT)
+    run_cell(page, cells, 3)
     expect(cells.nth(3).locator(".jp-OutputArea")).to_contain_text("NameError")
 
     # an unsaved edit in another cell: typed, not run, not saved
@@ -190,9 +155,9 @@ def _fix_flow(
     assert NOTE not in (lab.root / NB).read_text()
 
     started = time.perf_counter()
-    _run(page, cells, 2)
+    run_cell(page, cells, 2)
     expect(cells.nth(2).locator(".jp-OutputArea")).to_contain_text("the plot is updated", timeout=60_000)
-    expect(_prompt(cells, 2)).to_have_text(COUNT)
+    expect(prompt_of(cells, 2)).to_have_text(COUNT)
     seen["turn_seconds"] = time.perf_counter() - started
     shot("fixed")
 
@@ -210,10 +175,10 @@ def _fix_flow(
     expect(_editor(cells, 3)).not_to_contain_text("/ count")
     expect(fixed.locator(".jp-OutputArea")).to_contain_text("mean 2.0")
     expect(fixed.locator(".jp-OutputArea")).not_to_contain_text("NameError")
-    expect(_prompt(cells, 3)).to_have_text(COUNT)
+    expect(prompt_of(cells, 3)).to_have_text(COUNT)
     expect(_editor(cells, 4)).to_contain_text("plt.plot(values)")
     expect(plot.locator(".jp-OutputArea img")).to_be_visible()
-    expect(_prompt(cells, 4)).to_have_text(COUNT)
+    expect(prompt_of(cells, 4)).to_have_text(COUNT)
     # the provenance marker on the cells the agent wrote, not on the others
     expect(fixed).to_have_class(AGENT_CELL)
     expect(plot).to_have_class(AGENT_CELL)
@@ -266,7 +231,7 @@ def test_agent_fixes_the_open_notebook_in_jupyterlab(browser: Any, lab_factory: 
         lab = lab_factory(
             {NB: fix_notebook()}, {"NBAGENT_MODEL": "openai/scripted", "NBAGENT_API_BASE": server.openai_base}
         )
-        page, cells, errors = _open(browser, lab, expect)
+        page, cells, errors = open_notebook(browser, lab, NB, expect)
         shot = _shooter(page, artifacts, "live-lab")
         _fix_flow(page, cells, lab, server, seen, expect, shot)
         assert "live document open in jupyterlab" in seen["read"], seen["read"]
@@ -300,15 +265,15 @@ def stop_script() -> FunctionScript:
 def _stop_and_check(page: Any, cells: Any, expect: Any, stop: Any) -> float:
     """Start the %%agent cell, wait for the slow cell to run, stop it with ``stop()``; the seconds it took."""
     agent, slow = cells.nth(1), cells.nth(2)
-    _run(page, cells, 1)
-    expect(_prompt(cells, 2)).to_have_text("[*]:")
+    run_cell(page, cells, 1)
+    expect(prompt_of(cells, 2)).to_have_text("[*]:")
     expect(agent.locator(".jp-OutputArea button", has_text="Stop")).to_be_visible()
     time.sleep(1.0)  # the loop is really running (not a stop before it started)
     stopped_at = time.perf_counter()
     stop()
     expect(slow.locator(".jp-OutputArea")).to_contain_text("KeyboardInterrupt", timeout=15_000)
-    expect(_prompt(cells, 2)).to_have_text(COUNT, timeout=15_000)
-    expect(_prompt(cells, 1)).to_have_text(COUNT, timeout=15_000)  # the %%agent cell finished
+    expect(prompt_of(cells, 2)).to_have_text(COUNT, timeout=15_000)
+    expect(prompt_of(cells, 1)).to_have_text(COUNT, timeout=15_000)  # the %%agent cell finished
     latency = time.perf_counter() - stopped_at
     expect(agent.locator(".jp-OutputArea")).to_contain_text("interrupted")
     assert latency < 15, latency
@@ -334,8 +299,8 @@ def test_stop_interrupts_a_cell_the_agent_runs(browser: Any, lab_factory: Any, a
             },
             {"NBAGENT_MODEL": "openai/scripted", "NBAGENT_API_BASE": server.openai_base},
         )
-        page, cells, errors = _open(browser, lab, expect)
-        _load(page, cells, expect)
+        page, cells, errors = open_notebook(browser, lab, NB, expect)
+        load_nbagent(page, cells, expect)
         agent = cells.nth(1)
 
         # the %%agent cell's Stop button
@@ -373,7 +338,7 @@ def test_agent_fixes_the_open_notebook_in_notebook7(browser: Any, lab_factory: A
             {"NBAGENT_MODEL": "openai/scripted", "NBAGENT_API_BASE": server.openai_base},
             app="notebook",
         )
-        page, cells, errors = _open(browser, lab, expect)
+        page, cells, errors = open_notebook(browser, lab, NB, expect)
         shot = _shooter(page, artifacts, "live-nb7")
         _fix_flow(page, cells, lab, server, seen, expect, shot)
         assert "live document open in notebook7" in seen["read"], seen["read"]
@@ -419,7 +384,7 @@ def test_sidebar_turn_uses_the_same_tools(browser: Any, lab_factory: Any, artifa
             },
             {"NBAGENT_MODEL": "openai/scripted", "NBAGENT_API_BASE": server.openai_base},
         )
-        page, cells, errors = _open(browser, lab, expect)
+        page, cells, errors = open_notebook(browser, lab, NB, expect)
         shot = _shooter(page, artifacts, "live-sidebar")
         page.locator(".jp-SideBar.jp-mod-right li[data-id='nbagent-sidebar']").click()
         panel = page.locator("#nbagent-sidebar")
@@ -427,11 +392,11 @@ def test_sidebar_turn_uses_the_same_tools(browser: Any, lab_factory: Any, artifa
 
         # the user runs the cells in the browser: the last one fails; the sidebar connects
         expect(cells).to_have_count(3)
-        _load(page, cells, expect)
+        load_nbagent(page, cells, expect)
         expect(panel).to_have_attribute("data-link", "connected")
-        _run(page, cells, 1)
-        expect(_prompt(cells, 1)).to_have_text(COUNT)
-        _run(page, cells, 2)
+        run_cell(page, cells, 1)
+        expect(prompt_of(cells, 1)).to_have_text(COUNT)
+        run_cell(page, cells, 2)
         expect(cells.nth(2).locator(".jp-OutputArea")).to_contain_text("NameError")
 
         # the task, typed into the sidebar; each edit and the run are allowed in its permission prompts
@@ -476,10 +441,10 @@ def test_sidebar_turn_uses_the_same_tools(browser: Any, lab_factory: Any, artifa
         expect(_editor(cells, 2)).not_to_contain_text("/ count")
         expect(fixed.locator(".jp-OutputArea")).to_contain_text("mean 2.0")
         expect(fixed.locator(".jp-OutputArea")).not_to_contain_text("NameError")
-        expect(_prompt(cells, 2)).to_have_text(COUNT)
+        expect(prompt_of(cells, 2)).to_have_text(COUNT)
         expect(_editor(cells, 3)).to_contain_text("plt.plot(values)")
         expect(plot.locator(".jp-OutputArea img")).to_be_visible()
-        expect(_prompt(cells, 3)).to_have_text(COUNT)
+        expect(prompt_of(cells, 3)).to_have_text(COUNT)
         expect(fixed).to_have_class(AGENT_CELL)
         expect(plot).to_have_class(AGENT_CELL)
         expect(fixed).to_have_attribute("data-nbagent-action", "replace")

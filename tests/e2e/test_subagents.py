@@ -22,14 +22,19 @@ import pytest
 
 from nbagent.providers.scripted import FunctionScript, Reply, ScriptedModelServer, ToolCallSpec
 from tests.e2e.conftest import notebook_json
+from tests.e2e.notebook_page import (
+    COUNT,
+    TIMEOUT_MS,
+    load_nbagent,
+    open_notebook,
+    prompt_of,
+    run_cell,
+)
 
 pytestmark = pytest.mark.timeout(120)
-TIMEOUT_MS = 30_000
 TASK = "write a note through a subagent"
 NOTE = "hi from the child\n"
 ANSWER = "The subagent wrote note.txt."
-COUNT = re.compile(r"^\[\d+\]:$")
-ACTIVE = re.compile(r"\bjp-mod-active\b")
 OPEN = re.compile(r"\bjupyter-widget-Collapse-open\b")
 WAITING = re.compile(r"↳ agent general · write the note · .*waiting for your answer")
 DONE = re.compile(r"↳ agent general · write the note · .*done")
@@ -62,45 +67,6 @@ def script(seen: dict[str, int], release: threading.Event) -> FunctionScript:
     return FunctionScript(answer)
 
 
-def _open(browser: Any, lab: Any, expect: Any) -> tuple[Any, Any, list[str]]:
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.set_default_timeout(TIMEOUT_MS)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(f"{exc}\n{exc.stack}"))
-    page.goto(lab.page_url("demo.ipynb"))
-    cells = page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell")
-    cells.first.wait_for()
-    expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first).to_be_attached(
-        timeout=60_000
-    )
-    return page, cells, errors
-
-
-def _prompt(cells: Any, index: int) -> Any:
-    return cells.nth(index).locator(".jp-InputArea-prompt")
-
-
-def _run(page: Any, cells: Any, index: int) -> None:
-    """Run one cell in place, as a user does: select it (a click on its prompt), Ctrl+Enter."""
-    from playwright.sync_api import expect
-
-    _prompt(cells, index).click()
-    expect(cells.nth(index)).to_have_class(ACTIVE)
-    page.keyboard.press("Control+Enter")
-
-
-def _load(page: Any, cells: Any, expect: Any) -> None:
-    """Run ``%load_ext nbagent``, again if the keypress was lost to the page still settling."""
-    for _ in range(3):
-        _run(page, cells, 0)
-        try:
-            expect(_prompt(cells, 0)).not_to_have_text("[ ]:", timeout=5_000)
-            break
-        except AssertionError:
-            continue
-    expect(_prompt(cells, 0)).to_have_text(COUNT, timeout=60_000)
-
-
 def _env(server: ScriptedModelServer) -> dict[str, str]:
     return {"NBAGENT_MODEL": "openai/scripted", "NBAGENT_API_BASE": server.openai_base}
 
@@ -118,10 +84,10 @@ def test_cell_nests_the_subagent_in_the_task_card(browser: Any, lab_factory: Any
         lab = lab_factory(
             {"demo.ipynb": notebook_json(["%load_ext nbagent", f"%%agent\n{TASK}"])}, _env(server)
         )
-        page, cells, errors = _open(browser, lab, expect)
-        _load(page, cells, expect)
+        page, cells, errors = open_notebook(browser, lab, "demo.ipynb", expect)
+        load_nbagent(page, cells, expect)
         started = time.perf_counter()
-        _run(page, cells, 1)
+        run_cell(page, cells, 1)
         out = cells.nth(1).locator(".jp-OutputArea")
 
         # live: the child's block follows the task card, titled with its agent, open, asking
@@ -135,7 +101,7 @@ def test_cell_nests_the_subagent_in_the_task_card(browser: Any, lab_factory: Any
         expect(nested).to_contain_text("↳ agent general asks:")
         once = nested.locator("button", has_text="Allow once")
         expect(once).to_be_visible()
-        expect(_prompt(cells, 1)).to_have_text("[*]:")  # the cell is still running
+        expect(prompt_of(cells, 1)).to_have_text("[*]:")  # the cell is still running
         assert not (lab.root / "note.txt").exists()
         page.screenshot(path=str(artifacts / "subagent-cell-asking.png"))
         once.click()
@@ -144,14 +110,14 @@ def test_cell_nests_the_subagent_in_the_task_card(browser: Any, lab_factory: Any
         expect(header).to_contain_text(DONE)
         expect(nested.locator(".jupyter-widget-Collapse")).not_to_have_class(OPEN)
         expect(nested.locator(".jupyter-widget-Collapse-contents")).to_be_hidden()
-        expect(_prompt(cells, 1)).to_have_text("[*]:")
+        expect(prompt_of(cells, 1)).to_have_text("[*]:")
         assert (lab.root / "note.txt").read_text() == NOTE
         page.screenshot(path=str(artifacts / "subagent-cell-folded.png"))
         release.set()
 
         # the parent answered; the cell's final output keeps the block folded in the task card
         expect(out).to_contain_text(ANSWER)
-        expect(_prompt(cells, 1)).to_have_text(COUNT)
+        expect(prompt_of(cells, 1)).to_have_text(COUNT)
         turn_seconds = time.perf_counter() - started
         assert (lab.root / "note.txt").read_text() == NOTE
         task_card = out.locator(".nba-tool[data-tool='task']")
@@ -194,11 +160,11 @@ def test_sidebar_nests_the_subagent_in_the_task_card(browser: Any, lab_factory: 
     try:
         t0 = time.perf_counter()
         lab = lab_factory({"demo.ipynb": notebook_json(["%load_ext nbagent"])}, _env(server))
-        page, cells, errors = _open(browser, lab, expect)
+        page, cells, errors = open_notebook(browser, lab, "demo.ipynb", expect)
         page.locator(".jp-SideBar.jp-mod-right li[data-id='nbagent-sidebar']").click()
         panel = page.locator("#nbagent-sidebar")
         expect(panel).to_be_visible()
-        _load(page, cells, expect)
+        load_nbagent(page, cells, expect)
         expect(panel).to_have_attribute("data-link", "connected")
 
         started = time.perf_counter()

@@ -270,12 +270,8 @@ class Plugins:
         current = tool_input
         for name, function, argnames in self._impls("tool_before"):
             args = {"tool": tool, "tool_input": dict(current), "session_id": session_id}
-            try:
-                value = function(**{k: args[k] for k in argnames})
-                if inspect.isawaitable(value):
-                    value = await value
-            except Exception as exc:
-                self._disable(name, "tool_before", exc)
+            ok, value = await self._call(name, "tool_before", function, argnames, args)
+            if not ok:
                 continue
             if isinstance(value, Refuse):
                 return Refuse(f"{value.reason} (plugin {name})")
@@ -286,16 +282,24 @@ class Plugins:
     async def tool_after(self, tool: str, tool_input: dict[str, Any], output: str, session_id: str) -> str:
         for name, function, argnames in self._impls("tool_after"):
             args = {"tool": tool, "tool_input": tool_input, "output": output, "session_id": session_id}
-            try:
-                value = function(**{k: args[k] for k in argnames})
-                if inspect.isawaitable(value):
-                    value = await value
-            except Exception as exc:
-                self._disable(name, "tool_after", exc)
-                continue
-            if isinstance(value, str):
+            ok, value = await self._call(name, "tool_after", function, argnames, args)
+            if ok and isinstance(value, str):
                 output = value
         return output
+
+    async def _call(
+        self, name: str, hook: str, function: Any, argnames: Any, args: dict[str, Any]
+    ) -> tuple[bool, Any]:
+        """One plugin's implementation of ``hook`` with the arguments it asks for, awaited if async;
+        (False, None) when it raised: the plugin is disabled and the others go on."""
+        try:
+            value = function(**{k: args[k] for k in argnames})
+            if inspect.isawaitable(value):
+                value = await value
+        except Exception as exc:
+            self._disable(name, hook, exc)
+            return False, None
+        return True, value
 
     def on_event(self, event: Any) -> None:
         if self.info:

@@ -72,8 +72,24 @@ def build_parser() -> argparse.ArgumentParser:
     trust_how.add_argument("--list", dest="list_", action="store_true", help="list the trusted folders")
 
     sub.add_parser("plugins", help="list the plugins and custom tools that load here")  # issue 14 (M3)
-    mcp_cmd = sub.add_parser("mcp", help="MCP servers: `nbagent mcp list`")  # issue 14 (M1)
-    mcp_cmd.add_argument("action", choices=["list"], help="list: the servers, their state, tools and errors")
+    mcp_cmd = sub.add_parser("mcp", help="MCP: `nbagent mcp list`, `nbagent mcp serve --notebook NB`")
+    mcp_sub = mcp_cmd.add_subparsers(dest="mcp_command", metavar="ACTION", required=True)
+    mcp_sub.add_parser("list", help="the configured MCP servers: their state, tools and errors")
+    serve = mcp_sub.add_parser(
+        "serve",
+        help="serve the live kernel of a notebook open in JupyterLab to other agents over MCP",
+        description="Serve the kernel of a notebook open in a running Jupyter server (python, inspect, read,"
+        " notebook_edit, notebook_run) over MCP on 127.0.0.1, with nbagent's permission rules; prompts"
+        " appear in the notebook. Runs until Ctrl+C.",
+    )
+    serve.add_argument(
+        "--notebook", type=Path, default=None, help="the notebook (default: the only one open with a kernel)"
+    )
+    serve.add_argument(
+        "--url", default=None, help="the Jupyter server (default: the running ones found here)"
+    )
+    serve.add_argument("--token", default=None, help="the Jupyter server's token (default: $JUPYTER_TOKEN)")
+    serve.add_argument("--port", type=int, default=0, help="the MCP port on 127.0.0.1 (default: a free one)")
 
     from nbagent.permissions.check import add_cli
 
@@ -128,7 +144,11 @@ def main(argv: list[str] | None = None) -> int:
             return run_from_args(args)
         if args.command == "trust":
             return cmd_trust(args)
-        if args.command == "mcp":  # issue 14 (M1)
+        if args.command == "mcp":
+            if args.mcp_command == "serve":
+                from nbagent.jupyter.mcp_connect import serve as mcp_serve
+
+                return mcp_serve(args.notebook, args.url, args.token, args.port)
             from nbagent.core.mcp_session import mcp_list
 
             return mcp_list(Path.cwd())

@@ -48,7 +48,7 @@ class _Forward(asyncio.Queue[Event]):
 class KernelMCP:
     """One kernel's MCP server: tools run on the kernel's loop; prompts show in the serve cell."""
 
-    def __init__(self, agent: NotebookAgent, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, agent: NotebookAgent, loop: asyncio.AbstractEventLoop, *, port: int = 0) -> None:
         self.agent = agent
         self.loop = loop
         self.token = new_token()
@@ -56,7 +56,9 @@ class KernelMCP:
         self._view: Any = None
         self._calls: set[asyncio.Task[Any]] = set()
         tools = [t for t in _notebook_tools() if t.name in SERVED]
-        self.http = HttpServer(ToolServer(tools, self._from_http), self.token, on_first_use=self._connected)
+        self.http = HttpServer(
+            ToolServer(tools, self._from_http), self.token, port=port, on_first_use=self._connected
+        )
         self._closing: asyncio.Future[None] | None = None
         self._banner: Any = None  # the display showing the token: masked once a client used it
 
@@ -217,12 +219,15 @@ class KernelMCP:
                 await ctx.ask(query)  # raises with the broker's own message (the rule that denies)
             target = ", ".join(query.patterns) or query.permission
             raise PermissionRejected(
-                f"{query.permission} {target} needs a permission prompt, and this notebook cannot show one"
-                " (ipywidgets is missing or NBAGENT_NO_WIDGETS=1). Install ipywidgets, or allow"
+                f"{query.permission} {target} needs a permission prompt, and {self.no_prompt()}, or allow"
                 f' "{query.permission}" in nbagent.json ("permission").'
             )
 
         return replace(ctx, ask=ask)
+
+    def no_prompt(self) -> str:
+        """Why no prompt can be shown, and the first fix."""
+        return "this notebook cannot show one (ipywidgets is missing or NBAGENT_NO_WIDGETS=1). Install ipywidgets"
 
     def _failed(
         self, session: Session, call_id: str, name: str, data: dict[str, Any], error: str
@@ -267,6 +272,12 @@ def _notebook_tools() -> list[Tool[Any]]:
 
 
 _servers: dict[int, KernelMCP] = {}
+
+
+def serving(agent: NotebookAgent) -> str | None:
+    """The URL this kernel is served at over MCP (``/mcp-serve``), or None."""
+    server = _servers.get(id(agent))
+    return server.http.url if server is not None and server.http.running else None
 
 
 def mcp_serve_command(agent: NotebookAgent, arg: str, show: Callable[[str], None]) -> None:

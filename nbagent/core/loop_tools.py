@@ -2,10 +2,10 @@
 calls" and "each call has a result in the history".
 
 :class:`ToolCalls` is the base of :class:`nbagent.core.loop.TurnRunner`. It runs a step's calls in
-order (consecutive read-only calls concurrently), parses and validates each call's arguments, runs the
-PreToolUse and PostToolUse hooks, asks before a repeated identical call (a doom loop), scrubs known
-secrets and terminal colour codes from results, and turns every failure into an error result the
-model can act on. A refusal without feedback raises :class:`_StopTurn`, which ends the turn.
+order (consecutive read-only calls concurrently), parses each call's arguments, runs the steps every
+call meets (validation, hooks, plugins, scrubbing: :mod:`nbagent.core.tool_steps`), asks before a
+repeated identical call (a doom loop), and turns every failure into an error result the model can act
+on. A refusal without feedback raises :class:`_StopTurn`, which ends the turn.
 """
 
 from __future__ import annotations
@@ -16,12 +16,10 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
 from nbagent.core.events import ToolCallCompleted, ToolCallError, ToolCallRunning
 from nbagent.core.messages import ToolCompleted, ToolError, ToolPart, ToolRunning
-from nbagent.core.plugin_wiring import plugin_after, plugin_before  # issue 14 (M3)
 from nbagent.core.text import strip_ansi
+from nbagent.core.tool_steps import finish_call, prepare_call
 from nbagent.tools.base import PermissionQuery, PermissionRejected, Tool, ToolFailure
 
 if TYPE_CHECKING:
@@ -144,44 +142,15 @@ class ToolCalls:
         if not isinstance(data, dict):
             self._fail(part, "The arguments must be a JSON object.")
             return None
-        try:
-            args = tool.parse(data)
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(x) for x in e['loc']) or 'arguments'}: {e['msg']}" for e in exc.errors()
-            )
-            self._fail(part, f"Invalid arguments for {tool.name}: {problems}. Fix them and call again.", data)
+        prepared = await prepare_call(s, tool, data)
+        if isinstance(prepared, str):
+            self._fail(part, prepared, data)
             return None
-
-        pre = await s.run_hook("PreToolUse", {"tool_input": data}, tool_name=part.tool)
-        if pre.blocked or pre.permission_decision == "deny" or pre.stop:
-            self._fail(
-                part,
-                f"Blocked by a PreToolUse hook: {pre.reason or pre.stop_reason or 'no reason given'}",
-                data,
-            )
-            return None
-        if pre.updated_input is not None:
-            try:
-                args = tool.parse(pre.updated_input)
-            except ValidationError as exc:
-                self._fail(
-                    part,
-                    f"A PreToolUse hook rewrote the input into an invalid one: {exc.errors()[0]['msg']}",
-                    data,
-                )
-                return None
-            data = pre.updated_input
-        rewritten = await plugin_before(s, tool, data)  # issue 14 (M3): plugins may rewrite or refuse
-        if isinstance(rewritten, str):
-            self._fail(part, rewritten, data)
-            return None
-        if rewritten is not None:
-            args, data = rewritten
+        args, data = prepared.args, prepared.data
         started = time.time()
         part.state = ToolRunning(input=data, started=started)
         self.emit(ToolCallRunning(session_id=s.id, call_id=part.call_id, tool=part.tool, input=data))
-        ctx = s.tool_context(part.call_id, pre.permission_decision, pre.reason)
+        ctx = s.tool_context(part.call_id, prepared.decision, prepared.reason)
         try:
             if self._is_doom_loop(part):
                 try:
@@ -208,23 +177,8 @@ class ToolCalls:
         except Exception as exc:  # a bug in a tool must not end the session
             self._fail(part, f"The tool failed unexpectedly: {type(exc).__name__}: {exc}", data, started)
             return None
-        # Known secrets and terminal colour codes never enter the session (nor the model's context,
-        # the store, the events).
-        output = s.scrub(strip_ansi(result.output))
-        title, metadata = s.scrub(result.title), s.scrubber.json(result.metadata)
-        file_path = data.get("file_path")
-        if tool.name == "read" and isinstance(file_path, str):
-            output += s.nested_memory_note(ctx.resolve(file_path))
-        output = s.scrub(await plugin_after(s, part.tool, data, output))  # issue 14 (M3)
-        post = await s.run_hook(
-            "PostToolUse",
-            {"tool_input": data, "tool_response": {"output": output, "title": title}},
-            tool_name=part.tool,
-        )
-        if post.blocked:
-            output += s.scrub(f"\n\n<hook>PostToolUse: {post.reason}</hook>")
-        if post.additional_context:
-            output += s.scrub(f"\n\n<hook>{post.additional_context}</hook>")
+        done = await finish_call(s, tool, data, result, ctx)
+        output, title, metadata = done.output, done.title, done.metadata
         part.state = ToolCompleted(
             input=data,
             output=output,

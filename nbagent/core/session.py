@@ -8,10 +8,11 @@ async for event in session.run("fix the failing test"):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import platform
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import date
 from functools import cache
 from pathlib import Path
@@ -475,6 +476,17 @@ class Session(SessionModels, SessionContext):
         self.plugins.on_event(event)  # issue 14 (M3): plugins observe every event
         for queue in self._emit_target:
             queue.put_nowait(event)
+
+    @contextlib.contextmanager
+    def event_target(self, queue: asyncio.Queue[Event]) -> Iterator[None]:
+        """Outside a turn, the session's events (the broker's questions) also reach ``queue`` while the
+        block runs: the kernel's MCP server shows a served call's prompt in its own view."""
+        self._emit_target.append(queue)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(ValueError):  # a turn that started meanwhile has its own targets
+                self._emit_target.remove(queue)
 
     @property
     def busy(self) -> bool:

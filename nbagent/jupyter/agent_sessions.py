@@ -209,6 +209,11 @@ class NotebookSessions:
         if model and model != session.chain.primary:  # not while a fallback stands in for it
             session.set_model(model)
 
+    def tools_session(self, placeholder_model: str) -> Session:
+        """A session of this notebook (its tools, rules and kernel) for running tools only, for when no
+        model is configured: ``placeholder_model`` stands in and is never called."""
+        return self._new_session(self._config(CellOptions(), fallback_model=placeholder_model))
+
     def session_for(
         self, opts: CellOptions, cell_id: str | None, replaying: TurnRecord | None
     ) -> tuple[Session, str]:

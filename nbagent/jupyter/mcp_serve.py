@@ -16,11 +16,10 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
 from nbagent.core.errors import PermissionRejected, ToolFailure
 from nbagent.core.events import Event, ToolCallCompleted, ToolCallError, ToolCallRunning
 from nbagent.core.messages import new_id
+from nbagent.core.tool_steps import Prepared, finish_call, prepare_call
 from nbagent.ext.mcp_server import HttpServer, ToolOutcome, ToolServer, client_snippets, new_token
 from nbagent.jupyter.cells import CellError, CellOptions
 from nbagent.tools.base import PermissionQuery, Tool, ToolContext
@@ -145,7 +144,7 @@ class KernelMCP:
             if "No model configured" not in str(exc):
                 raise
         # No model: a session of the notebook's own (tools, rules, kernel) that never calls one.
-        self._own_session = agent._new_session(agent._config(CellOptions(), fallback_model=NO_MODEL))
+        self._own_session = agent.tools_session(NO_MODEL)
         return self._own_session
 
     async def run(self, name: str, data: dict[str, Any]) -> ToolOutcome:
@@ -158,24 +157,21 @@ class KernelMCP:
         tool: Tool[Any] | None = session.tools_by_name.get(name)
         if tool is None:
             return ToolOutcome(error=f"The notebook session has no tool '{name}'.")
-        try:
-            args = tool.parse(data)
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(x) for x in e['loc']) or 'arguments'}: {e['msg']}" for e in exc.errors()
-            )
-            return ToolOutcome(error=f"Invalid arguments for {name}: {problems}.")
         call_id = new_id("mcp")
+        prepared = await prepare_call(session, tool, data)  # hooks and plugins, as in the agent loop
+        if isinstance(prepared, str):
+            return self._failed(session, call_id, name, data, prepared)
+        args, data = prepared.args, prepared.data
         show = self._sink()
         show(ToolCallRunning(session_id=session.id, call_id=call_id, tool=name, input=data))
-        forward = _Forward(show)
-        targets = session._emit_target  # the broker's questions (PermissionAsked) reach the serve cell
-        if not session.busy:  # during a turn they show in the turn's own view already
-            targets.append(forward)
+        forward = contextlib.ExitStack()
+        if not session.busy:  # the broker's questions reach the serve cell (in a turn: the turn's view)
+            forward.enter_context(session.event_target(_Forward(show)))
         if task is not None:
             self._calls.add(task)
         try:
-            result = await tool.run(args, self._context(session, call_id))
+            ctx = self._context(session, call_id, prepared)
+            result = await tool.run(args, ctx)
         except (PermissionRejected, ToolFailure) as exc:
             return self._failed(session, call_id, name, data, str(exc))
         except asyncio.CancelledError:
@@ -184,36 +180,35 @@ class KernelMCP:
         except Exception as exc:
             return self._failed(session, call_id, name, data, f"The tool failed: {type(exc).__name__}: {exc}")
         finally:
-            with contextlib.suppress(ValueError):
-                targets.remove(forward)
+            forward.close()
             if task is not None:
                 self._calls.discard(task)
-        result = result.model_copy(
-            update={"output": session.scrub(result.output), "title": session.scrub(result.title)}
-        )
+        done = await finish_call(session, tool, data, result, ctx)
+        result = result.model_copy(update={"output": done.output, "title": done.title})
         show(
             ToolCallCompleted(
                 session_id=session.id,
                 call_id=call_id,
                 tool=name,
                 input=data,
-                output=result.output,
-                title=result.title,
+                output=done.output,
+                title=done.title,
+                metadata=done.metadata,
                 attachments=result.attachments,
             )
         )
         return ToolOutcome(result=result)
 
-    def _context(self, session: Session, call_id: str) -> ToolContext:
-        """The session's tool context; without a view to ask in (no ipywidgets), a question the rules
-        leave open is refused with the way to allow it."""
-        ctx = session.tool_context(call_id)
+    def _context(self, session: Session, call_id: str, prepared: Prepared) -> ToolContext:
+        """The session's tool context (a PreToolUse hook's decision applies); without a view to ask in,
+        a question the rules leave open is refused with the way to allow it."""
+        ctx = session.tool_context(call_id, prepared.decision, prepared.reason)
         if self._view is not None or session.busy:
             return ctx
 
         async def ask(query: PermissionQuery) -> None:
             action = session.policy.evaluate(query).action
-            if action == "allow":
+            if prepared.decision == "allow" or (action == "allow" and prepared.decision != "ask"):
                 return
             if action == "deny":
                 await ctx.ask(query)  # raises with the broker's own message (the rule that denies)

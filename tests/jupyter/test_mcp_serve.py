@@ -8,6 +8,7 @@ streamable HTTP to 127.0.0.1 with the bearer token the cell printed.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -245,3 +246,39 @@ def test_stop_in_the_serve_cell_ends_a_call_waiting_for_its_prompt(
     lines = finish(kernel, proc, seconds=30)
     assert lines[1]["is_error"] is True and "stopped in the notebook" in str(lines[1]["text"])
     assert kernel.run("print('ran' in dir())").stdout.strip() == "False"
+
+
+def test_hooks_apply_to_served_calls(tmp_path: Path, start_kernel: StartKernel) -> None:
+    """The user's PreToolUse and PostToolUse hooks run around a served call as around the model's own:
+    a hook that denies blocks it, one that allows answers the question, and PostToolUse adds context."""
+    gate = tmp_path / "gate.py"
+    gate.write_text(
+        "import json, sys\n"
+        "code = json.load(sys.stdin)['tool_input']['code']\n"
+        "if 'forbidden' in code:\n"
+        "    print('no forbidden code here', file=sys.stderr)\n"
+        "    sys.exit(2)\n"
+        "print(json.dumps({'hookSpecificOutput': {'hookEventName': 'PreToolUse', 'permissionDecision': 'allow'}}))\n"
+    )
+    post = 'echo \'{"hookSpecificOutput": {"hookEventName": "PostToolUse", "additionalContext": "seen by the post hook"}}\''
+    config_dir = Path(os.environ["NBAGENT_CONFIG_DIR"])  # the user's own configuration: trusted
+    config_dir.mkdir(parents=True, exist_ok=True)
+    hooks = {
+        "PreToolUse": [{"matcher": "python", "hooks": [{"command": f"{sys.executable} {gate}"}]}],
+        "PostToolUse": [{"matcher": "python", "hooks": [{"command": post}]}],
+    }
+    (config_dir / "nbagent.json").write_text(json.dumps({"hooks": hooks}))
+    kernel = start_kernel(NBAGENT_NO_WIDGETS="1")  # no prompt can be shown: the hook's allow must answer
+    url, token, _shown = serve_cell(kernel)
+    calls: list[tuple[str, dict[str, object]]] = [
+        ("python", {"code": "forbidden = 1"}),
+        ("python", {"code": "print(6 * 7)"}),
+    ]
+    proc = start_client(tmp_path, url, token, calls)
+    blocked, allowed = finish(kernel, proc)[1:]
+    assert blocked["is_error"] is True and "Blocked by a PreToolUse hook: no forbidden code here" in str(
+        blocked["text"]
+    )
+    assert allowed["is_error"] is False and "42" in str(allowed["text"])
+    assert "<hook>seen by the post hook</hook>" in str(allowed["text"])
+    assert kernel.run("print('forbidden' in dir())").stdout.strip() == "False"

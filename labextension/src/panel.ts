@@ -23,6 +23,7 @@ import {
 import type { Block } from './state';
 import { footerText } from './state';
 import { CardHost, el, renderBlock } from './cards';
+import { McpView } from './mcp_view';
 
 export interface FileAccess {
   /** Entries of a folder relative to the notebook's folder ("" for the folder itself). */
@@ -48,6 +49,7 @@ export class ChatPanel extends Widget {
   private readonly input: HTMLTextAreaElement;
   private readonly sendButton: HTMLButtonElement;
   private readonly completionsBox: HTMLElement;
+  private readonly mcp = new McpView();
   private readonly nodes = new Map<string, { node: HTMLElement; rev: number }>();
   private readonly renderers = new Map<string, { renderer: IRenderMime.IRenderer; busy: boolean; again: string | null }>();
   private readonly history = new InputHistory();
@@ -101,7 +103,7 @@ export class ChatPanel extends Widget {
     this.sendButton = el('button', 'nba-button nba-send', 'Send');
     inputRow.append(this.completionsBox, this.input, this.sendButton);
 
-    this.node.append(this.header, this.sessionsBox, this.setup, this.log, footer, inputRow);
+    this.node.append(this.header, this.mcp.node, this.sessionsBox, this.setup, this.log, footer, inputRow);
 
     newButton.addEventListener('click', () => this.chat?.send({ type: 'new_session' }));
     sessionsButton.addEventListener('click', () => this.toggleSessions());
@@ -188,6 +190,7 @@ export class ChatPanel extends Widget {
     }
     this.renderSetup();
     this.renderHeader();
+    this.mcp.update(this.chat?.link.connected ? this.chat.status?.mcp : null);
     this.renderBlocks();
     this.renderFooter();
   }

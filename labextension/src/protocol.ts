@@ -30,6 +30,34 @@ export interface Status {
   notebook: string | null;
   root: string;
   commands: CommandInfo[];
+  /** The MCP servers (absent from an older kernel). */
+  mcp?: McpStatus;
+}
+
+/** A server's state, as McpSession.snapshot() (nbagent/core/mcp_session.py) says it. */
+export type McpState = 'ready' | 'failed' | 'starting' | 'idle' | 'not started' | 'disabled' | 'needs trust';
+
+export interface McpServerRow {
+  name: string;
+  transport: string;
+  scope: 'user' | 'project';
+  where: string;
+  state: McpState;
+  tools: string[];
+  tool_count: number;
+  prompts: string[];
+  resources: number;
+  start_ms: number | null;
+  error: string;
+}
+
+export interface McpStatus {
+  servers: McpServerRow[];
+  errors: string[];
+  /** MCP tools loaded on demand through tool_search. */
+  deferred: number;
+  /** The URL this kernel is served at over MCP (`/mcp-serve`), or null. */
+  serving: string | null;
 }
 
 export interface SessionRow {

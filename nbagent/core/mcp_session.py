@@ -1,5 +1,7 @@
 """MCP in a session: the servers start (in parallel) at the session's first turn, their tools join the
-session's tools, problems become notices once; ``/mcp`` and ``nbagent mcp list`` describe the state.
+session's tools, problems become notices once. ``snapshot()`` is their state (servers, tools, errors) as
+data: ``/mcp`` and ``nbagent mcp list`` render it as text, the JupyterLab sidebar as its MCP section, which
+``listeners`` tell when a server's state changes.
 
 Kept light: the ``mcp`` SDK is imported only when servers are configured.
 """
@@ -7,14 +9,16 @@ Kept light: the ``mcp`` SDK is imported only when servers are configured.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import re
 import shlex
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from nbagent.core.errors import NbagentError
+from pydantic import BaseModel, Field
+
+from nbagent.core.errors import ConfigError, NbagentError
 from nbagent.ext.cc_plugins import project_defines_dirs
 from nbagent.ext.mcp_config import McpConfig, add_servers, load_mcp_config, safe_name
 
@@ -24,22 +28,77 @@ if TYPE_CHECKING:
     from nbagent.core.loop import TurnRunner
     from nbagent.core.session import Session
     from nbagent.ext.mcp_client import McpHub, ServerConn
+    from nbagent.ext.mcp_config import ServerSpec
+    from nbagent.ext.trust import ProjectTrust
     from nbagent.tools.base import Tool
 
 STATE_KEY = "mcp"
 MENTION = re.compile(r"(?<![\w/@])@([A-Za-z0-9_-]+):(\S+)")
 MAX_MENTION = 50_000
+NO_SERVERS = (
+    'No MCP servers configured. Add them to nbagent.json ("mcp": {"NAME": {"type": "local",'
+    ' "command": [...]}}) or .mcp.json ("mcpServers").'
+)
+_log = logging.getLogger(__name__)
+
+# "not started": no connection yet; "idle": a connection not started (or stopped); "needs trust": a
+# project server in a folder not trusted (yet)
+ServerState = Literal["ready", "failed", "starting", "idle", "not started", "disabled", "needs trust"]
+
+
+class McpServerRow(BaseModel):
+    """One configured MCP server, as ``/mcp`` and the sidebar show it."""
+
+    name: str
+    transport: str
+    scope: Literal["user", "project"]
+    where: str  # the command or the URL
+    state: ServerState
+    tools: list[str] = Field(default_factory=list)  # when ready
+    tool_count: int = 0
+    prompts: list[str] = Field(default_factory=list)
+    resources: int = 0
+    start_ms: int | None = None  # how long the (last) start took, when ready
+    error: str = ""
+
+
+class McpSnapshot(BaseModel):
+    """The MCP servers of a session (or of the config, before there is one): one row per server."""
+
+    servers: list[McpServerRow] = Field(default_factory=list)
+    errors: list[str] = Field(default_factory=list)  # config problems
+    deferred: int = 0  # MCP tools held back behind tool_search
 
 
 class McpSession:
     """The session's MCP servers (``hub``: None until started, and when there are none)."""
 
-    def __init__(self, config: McpConfig) -> None:
+    def __init__(self, config: McpConfig, trust: ProjectTrust | None = None) -> None:
         self.config = config
+        self.trust = trust  # the session's project trust (None: unknown, e.g. no session yet)
         self.hub: McpHub | None = None
         self.started = False
         self.deferred = 0  # MCP tools held back behind tool_search
         self._early: asyncio.Task[list[str]] | None = None
+        # called (with no argument, in the thread of the change) when a server's state changes
+        self.listeners: list[Callable[[], None]] = []
+
+    def _changed(self) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener()
+            except Exception:
+                _log.debug("an MCP state listener failed", exc_info=True)
+
+    def _new_hub(self) -> McpHub:
+        """The hub of this session's servers, each telling ``listeners`` when its state changes."""
+        from nbagent.ext.mcp_client import McpHub
+
+        hub = self.hub = McpHub(self.config)
+        for conn in hub.servers.values():
+            conn.on_change = self._changed
+        self._changed()
+        return hub
 
     def __bool__(self) -> bool:
         return bool(self.config.servers) or bool(self.config.errors)
@@ -53,13 +112,11 @@ class McpSession:
             for line in self.config.errors:
                 _notice(session, line)
             return
-        from nbagent.ext.mcp_client import McpHub
-
         lines: list[str] = []
         if self._early is not None:  # "startup": "session": some are connecting already
             (early,) = await asyncio.gather(self._early, return_exceptions=True)
             lines += early if isinstance(early, list) else []
-        hub = self.hub = self.hub or McpHub(self.config)
+        hub = self.hub or self._new_hub()
         pending = [c for c in hub.servers.values() if c.state == "idle"]
         trusted = True
         if any(c.spec.project for c in pending):
@@ -68,24 +125,32 @@ class McpSession:
         for line in [*lines, *hub.take_problems()]:
             _notice(session, line)
         add_tools(session, self.offered(session))
+        self._changed()  # the tools offered, the deferred count
 
     def start_early(self, session: Session) -> None:
         """``"startup": "session"``: connect now, in the background, to the servers that need no trust
         question (the user's, and the project's in a folder trusted already); the rest wait for the turn."""
-        from nbagent.core.errors import ConfigError
-        from nbagent.ext.mcp_client import McpHub
-
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return  # no event loop yet (a CLI run): the first turn starts them
-        trust = session.project_trust
-        known = trust.state == "trusted"
-        with contextlib.suppress(ConfigError):
-            known = known or trust.store.is_trusted(trust.root, trust.digest)
-        hub = self.hub = McpHub(self.config)
+        known = self.trusted() is True
+        hub = self._new_hub()
         early = [c for c in hub.servers.values() if known or not c.spec.project]
         self._early = loop.create_task(hub.start_all(True, early), name="nbagent-mcp-early")
+
+    def trusted(self) -> bool | None:
+        """Whether the project's servers may start without a question: True (trusted, or trusted before),
+        False (not trusted yet, or refused), None (no session trust to ask)."""
+        trust = self.trust
+        if trust is None:
+            return None
+        if trust.state != "unknown":
+            return trust.state == "trusted"
+        try:
+            return trust.store.is_trusted(trust.root, trust.digest)
+        except ConfigError:
+            return False
 
     def budget_tokens(self, context: int) -> int:
         budget = self.config.tool_budget
@@ -151,36 +216,75 @@ class McpSession:
         if self.hub is not None:
             await self.hub.close()
 
-    def describe(self) -> str:
-        """Servers, state, tools and errors (``/mcp``, ``nbagent mcp list``)."""
-        if not self:
-            return (
-                'No MCP servers configured. Add them to nbagent.json ("mcp": {"NAME": {"type": "local",'
-                ' "command": [...]}}) or .mcp.json ("mcpServers").'
-            )
-        lines: list[str] = []
+    def snapshot(self) -> McpSnapshot:
+        """Each configured server's state, tools, prompts and error; the config errors (cheap: nothing
+        starts)."""
+        trust: list[bool | None] = []  # asked once, only when a project server is not started
+
+        def trusted() -> bool | None:
+            if not trust:
+                trust.append(self.trusted())
+            return trust[0]
+
+        rows = []
         for name, spec in self.config.servers.items():
             conn = self.hub.servers.get(name) if self.hub is not None else None
-            state = conn.state if conn is not None else ("disabled" if not spec.enabled else "not started")
-            where = spec.url or " ".join(spec.command)
-            scope = "project" if spec.project else "user"
-            lines.append(f"- **{name}** ({spec.transport}, {scope}): {state} — `{where}`")
-            if conn is not None and conn.state == "ready":
-                names = ", ".join(t.name for t in conn.tools) or "no tools"
-                extra = f" ({conn.started_in * 1000:.0f} ms to start)"
-                lines.append(f"  tools: {names}{extra}")
-                if conn.prompts:
-                    lines.append("  prompts: " + ", ".join(p.name for p in conn.prompts))
-                if conn.resources:
-                    lines.append(f"  resources: {len(conn.resources)}")
-            if conn is not None and conn.error:
-                lines.append(f"  error: {conn.error}")
-        if self.deferred:
+            rows.append(_row(spec, conn, trusted))
+        return McpSnapshot(servers=rows, errors=list(self.config.errors), deferred=self.deferred)
+
+    def describe(self) -> str:
+        """Servers, state, tools and errors (``/mcp``, ``nbagent mcp list``): the snapshot as text."""
+        if not self:
+            return NO_SERVERS
+        snap = self.snapshot()
+        lines: list[str] = []
+        for row in snap.servers:
+            state = "needs trust (folder untrusted)" if row.state == "needs trust" else row.state
+            lines.append(f"- **{row.name}** ({row.transport}, {row.scope}): {state} — `{row.where}`")
+            if row.state == "ready":
+                names = ", ".join(row.tools) or "no tools"
+                lines.append(f"  tools: {names} ({row.start_ms} ms to start)")
+                if row.prompts:
+                    lines.append("  prompts: " + ", ".join(row.prompts))
+                if row.resources:
+                    lines.append(f"  resources: {row.resources}")
+            if row.error:
+                lines.append(f"  error: {row.error}")
+        if snap.deferred:
             lines.append(
-                f"{self.deferred} MCP tools are loaded on demand through tool_search (over the budget)."
+                f"{snap.deferred} MCP tools are loaded on demand through tool_search (over the budget)."
             )
-        lines += [f"- error: {e}" for e in self.config.errors]
+        lines += [f"- error: {e}" for e in snap.errors]
         return "\n".join(lines)
+
+
+def _row(spec: ServerSpec, conn: ServerConn | None, trusted: Callable[[], bool | None]) -> McpServerRow:
+    state: ServerState
+    if not spec.enabled:
+        state = "disabled"
+    elif (conn is None or conn.state == "idle") and spec.project and trusted() is False:
+        state = "needs trust"
+    elif conn is None:
+        state = "not started"
+    elif conn.state == "untrusted":
+        state = "needs trust"
+    else:
+        state = conn.state
+    ready = conn is not None and state == "ready"
+    tools = [t.name for t in conn.tools] if conn is not None and ready else []
+    return McpServerRow(
+        name=spec.name,
+        transport=spec.transport,
+        scope="project" if spec.project else "user",
+        where=spec.url or " ".join(spec.command),
+        state=state,
+        tools=tools,
+        tool_count=len(tools),
+        prompts=[p.name for p in conn.prompts] if conn is not None and ready else [],
+        resources=len(conn.resources) if conn is not None and ready else 0,
+        start_ms=round(conn.started_in * 1000) if conn is not None and ready else None,
+        error=conn.error if conn is not None else "",
+    )
 
 
 def _reader(uri: str) -> Callable[[Any], Awaitable[Any]]:
@@ -228,7 +332,7 @@ def attach_mcp(session: Session, root: Path | None = None) -> McpSession:
             add_servers(config, plugins.mcp_servers(), source=Path("<Claude Code plugins>"), project=named)
     except Exception as exc:
         config = McpConfig(errors=[f"MCP servers are not available: {exc}"])
-    mcp = McpSession(config)
+    mcp = McpSession(config, session.project_trust)
     session.tool_state[STATE_KEY] = mcp
     if config.startup == "session" and config.servers:
         mcp.start_early(session)
@@ -298,7 +402,6 @@ def mcp_list(root: Path) -> int:
     import asyncio
 
     from nbagent.core.config import load_config
-    from nbagent.ext.mcp_client import McpHub
     from nbagent.ext.trust import ProjectTrust, project_code_sources
 
     config = load_mcp_config(root)
@@ -310,7 +413,7 @@ def mcp_list(root: Path) -> int:
     trusted = trust.forced or trust.store.is_trusted(root, trust.digest)
 
     async def run() -> str:
-        hub = mcp.hub = McpHub(config)
+        hub = mcp._new_hub()
         mcp.started = True
         try:
             await hub.start_all(trusted)

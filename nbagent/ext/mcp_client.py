@@ -39,7 +39,8 @@ class ServerConn:
 
     def __init__(self, spec: ServerSpec) -> None:
         self.spec = spec
-        self.state: State = "idle" if spec.enabled else "disabled"
+        self.on_change: Callable[[], None] | None = None  # called when ``state`` changes (the sidebar)
+        self._state: State = "idle" if spec.enabled else "disabled"
         self.error = ""
         self.tools: list[mt.Tool] = []
         self.prompts: list[mt.Prompt] = []
@@ -55,6 +56,16 @@ class ServerConn:
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def state(self) -> State:
+        return self._state
+
+    @state.setter
+    def state(self, value: State) -> None:
+        changed, self._state = value != self._state, value
+        if changed and self.on_change is not None:
+            self.on_change()
 
     # -- the connection ---------------------------------------------------------------------------
 

@@ -16,9 +16,7 @@ kernel -> frontend
     ``status``, ``history`` {events}, ``event`` {event} (every core event, of sidebar and cell turns
     alike), ``record`` {source, bundle} (a finished sidebar turn, for the frontend to add to the
     notebook as a ``%%agent`` cell with the same output bundle a cell turn has), ``command_result``,
-    ``sessions``, ``metadata``, ``error`` {message, hint}.
-
-    ``sessions``, ``metadata``, ``error`` {message, hint}.
+    ``sessions``, ``metadata``, ``error`` {message, hint}. A status follows each MCP server state change.
 
 The target is registered by :func:`register` (idempotent). The frontend calls :func:`probe` as a
 user expression, which registers it where ``%load_ext nbagent`` has run, so no cell has to. The
@@ -42,6 +40,7 @@ from nbagent.jupyter.bridge_views import (
     COMMAND_NAMES,
     HISTORY_OUTPUT_CHARS,
     PROTOCOL,
+    McpWatch,
     _diff_counts,
     history_events,
     history_message,
@@ -169,6 +168,7 @@ class Bridge:
         self.task: asyncio.Task[None] | None = None
         self.origin: str | None = None  # comm id of the sidebar that started the running turn
         self._watched: Any = None
+        self.mcp_watch = McpWatch(lambda: self.loop or _running_loop(), self._mcp_changed)
 
     # -- comms --------------------------------------------------------------------------------
 
@@ -231,6 +231,7 @@ class Bridge:
 
         agent = current_agent()
         self._watch(agent)
+        self.mcp_watch.follow(agent.session)  # a session made by a cell too
         return agent
 
     def _watch(self, agent: Any) -> None:
@@ -239,6 +240,7 @@ class Bridge:
             return
 
         def forward(event: Any) -> None:
+            self.mcp_watch.follow(agent.session)
             self.broadcast({"type": "event", "event": event.model_dump(mode="json")})
 
         agent.listeners.append(forward)
@@ -257,6 +259,10 @@ class Bridge:
 
     def history(self) -> dict[str, Any]:
         return history_message(self.agent)
+
+    def _mcp_changed(self) -> None:
+        if self.comms:
+            self.broadcast(self.status())
 
     # -- handlers -------------------------------------------------------------------------------
 

@@ -4,21 +4,29 @@ These build the ``status``, ``history`` and ``sessions`` messages of the sidebar
 :mod:`nbagent.jupyter.bridge`, which owns the comm and the handlers) from a
 :class:`~nbagent.jupyter.agent.NotebookAgent`. A stored session's messages become the events a live
 turn would have produced (:func:`history_events`), with long tool results shortened, so the sidebar
-renders a resumed session with the same code as a running one.
+renders a resumed session with the same code as a running one. The status carries the MCP servers'
+state (:func:`mcp_status`); :class:`McpWatch` sends a fresh status when a server's state changes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import sys
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 __all__ = [
     "COMMAND_NAMES",
     "HISTORY_OUTPUT_CHARS",
+    "MCP_SETTLE",
     "PROTOCOL",
+    "McpWatch",
     "history_events",
     "history_message",
+    "mcp_status",
     "sessions_message",
     "status_message",
     "version",
@@ -43,6 +51,7 @@ COMMAND_NAMES = (
     ("tasks", "the subagents started in this session"),
     ("mcp", "MCP servers: state, tools, prompts, errors"),
 )
+MCP_SETTLE = 0.1  # seconds: MCP state changes within this are sent as one status
 
 
 def version() -> str:
@@ -89,7 +98,67 @@ def status_message(agent: Any, *, busy: bool, running: str | None) -> dict[str, 
         "commands": [{"name": n, "description": d} for n, d in COMMAND_NAMES]
         + [{"name": "attach", "description": "use PATH as this kernel's notebook"}]
         + [{"name": c.name, "description": c.description, "custom": True} for c in custom.values()],
+        "mcp": mcp_status(agent),
     }
+
+
+def mcp_status(agent: Any) -> dict[str, Any]:
+    """The ``status`` message's ``mcp``: the session's servers (before a session: the configured ones,
+    not started), config errors, the deferred tool count, and ``serving``: the URL this kernel is served
+    at over MCP, or None. Nothing starts here."""
+    from nbagent.core.mcp_session import McpSession
+    from nbagent.ext.mcp_config import McpConfig, load_mcp_config
+
+    mcp = getattr(agent.session, "mcp", None)
+    if not isinstance(mcp, McpSession):
+        try:
+            mcp = McpSession(load_mcp_config(agent.root))
+        except Exception as exc:
+            mcp = McpSession(McpConfig(errors=[f"MCP servers are not available: {exc}"]))
+    serve = sys.modules.get("nbagent.jupyter.mcp_serve")  # not imported: nothing is served
+    serving = serve.serving(agent) if serve is not None else None
+    return {**mcp.snapshot().model_dump(mode="json"), "serving": serving}
+
+
+class McpWatch:
+    """Follows the current session's MCP servers and calls ``refresh`` (on ``loop``, once per burst of
+    changes) when their state changes; a change may happen in any thread."""
+
+    def __init__(
+        self, loop: Callable[[], asyncio.AbstractEventLoop | None], refresh: Callable[[], None]
+    ) -> None:
+        self._loop = loop
+        self._refresh = refresh
+        self._mcp: Any = None
+        self._pending = False
+        self._lock = threading.Lock()
+
+    def follow(self, session: Any) -> None:
+        """Listen to ``session``'s MCP servers (and no longer to a previous session's)."""
+        mcp = getattr(session, "mcp", None)
+        if mcp is self._mcp:
+            return
+        if self._mcp is not None:
+            with contextlib.suppress(ValueError):
+                self._mcp.listeners.remove(self.changed)
+        self._mcp = mcp
+        if mcp is not None:
+            mcp.listeners.append(self.changed)
+
+    def changed(self) -> None:
+        loop = self._loop()
+        if loop is None or loop.is_closed():
+            return
+        with self._lock:
+            if self._pending:
+                return
+            self._pending = True
+        loop.call_soon_threadsafe(loop.call_later, MCP_SETTLE, self._flush)
+
+    def _flush(self) -> None:
+        with self._lock:
+            self._pending = False
+        self._refresh()
 
 
 def history_message(agent: Any) -> dict[str, Any]:

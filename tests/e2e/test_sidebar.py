@@ -9,6 +9,7 @@ a slow shell command stopped with the Stop button. Screenshots go to test-artifa
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import pytest
 from nbagent.providers.scripted import FunctionScript, Reply, ScriptedModelServer, ToolCallSpec
 from nbagent.store.notebook import TURN_MIME
 from tests.e2e.conftest import notebook_json
+from tests.e2e.notebook_page import load_nbagent, open_notebook
 
 pytestmark = pytest.mark.timeout(240)
 TIMEOUT_MS = 30_000
@@ -282,5 +284,65 @@ def test_cell_turns_kernel_restart_and_notebook_switch(
         expect(panel.locator(".nba-notebook")).to_have_text("a.ipynb")
         expect(panel).to_have_attribute("data-link", "connected")
         expect(panel.locator(".nba-user").first).to_contain_text("Change the greeting")
+    finally:
+        server.stop()
+
+
+def test_mcp_servers_in_the_sidebar(browser: Any, lab_factory: Any, artifacts: Path) -> None:
+    """The project's MCP servers (a working stdio one, one whose program is missing; the folder is
+    trusted for the run): listed, not started, as the sidebar connects; after the first turn started
+    them, "1 of 2 ready" with the working one's tools and the broken one's error."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=TIMEOUT_MS)
+    fixture = Path(__file__).parents[1] / "ext" / "mcp_fixture_server.py"
+    servers = {
+        "fx": {"type": "local", "command": [sys.executable, str(fixture), "stdio"]},
+        "broken": {"type": "local", "command": ["no-such-mcp-program-xyz"]},
+    }
+    server = ScriptedModelServer(script()).start()
+    try:
+        lab = lab_factory(
+            {"demo.ipynb": notebook_json(["%load_ext nbagent"]), "nbagent.json": {"mcp": servers}},
+            {
+                "NBAGENT_MODEL": "openai/scripted",
+                "NBAGENT_API_BASE": server.openai_base,
+                "NBAGENT_TRUST_PROJECT": "1",
+            },
+        )
+        page, cells, errors = open_notebook(browser, lab, "demo.ipynb", expect)
+        load_nbagent(page, cells, expect)
+        page.locator(".jp-SideBar.jp-mod-right li[data-id='nbagent-sidebar']").click()
+        panel = page.locator("#nbagent-sidebar")
+        expect(panel).to_have_attribute("data-link", "connected")
+        section = panel.locator(".nba-mcp")
+        head = section.locator(".nba-mcp-head")
+        expect(head).to_have_text("MCP · 0 of 2 ready · 2 not started")
+
+        # the first turn starts the servers; the section opens by itself on the failure
+        prompt = panel.locator(".nba-prompt")
+        prompt.fill("hello")
+        prompt.press("Enter")
+        expect(panel.locator(".nba-text").last).to_contain_text("OK.")
+        expect(head).to_have_text("MCP · 1 of 2 ready · 1 failed")
+        expect(section).to_have_attribute("data-level", "error")
+        fx = section.locator(".nba-mcp-server[data-server='fx']")
+        broken = section.locator(".nba-mcp-server[data-server='broken']")
+        expect(fx).to_have_attribute("data-state", "ready")
+        expect(fx.locator(".nba-mcp-line")).to_contain_text("stdio · project")
+        expect(fx.locator(".nba-mcp-tool-count")).to_have_text("8 tools")
+        expect(broken.locator(".nba-mcp-state")).to_have_text("failed")
+        error = broken.locator(".nba-mcp-error")
+        expect(error).to_be_visible()
+        expect(error).to_contain_text("no-such-mcp-program-xyz")
+        expect(error).to_contain_text('install it or fix "command"')  # the whole text, with the fix
+        fx.locator(".nba-mcp-tool-count").click()
+        expect(fx.locator(".nba-mcp-tool-names")).to_contain_text("echo, add")
+        section.screenshot(path=str(artifacts / "10-mcp-servers.png"))
+
+        # the header closes the list
+        head.click()
+        expect(error).to_be_hidden()
+        assert not errors, errors
     finally:
         server.stop()

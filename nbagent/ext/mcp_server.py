@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import logging
 import secrets
 import socket
 import threading
@@ -48,7 +49,13 @@ class ToolServer(MCPServer[Any]):
     """An MCP server whose tools are nbagent tools; ``runner`` runs a call."""
 
     def __init__(self, tools: list[Tool[Any]], runner: Runner, *, name: str = "nbagent") -> None:
+        root = logging.getLogger()
+        level, handlers = root.level, list(root.handlers)
         super().__init__(name=name, instructions="The live Jupyter kernel of an nbagent notebook.")
+        # MCPServer calls logging.basicConfig (a stderr handler on the root logger at INFO): in a kernel
+        # that is the user's logging, and its lines would show in whatever cell runs next. Undo it.
+        root.setLevel(level)
+        root.handlers[:] = handlers
         self.nb_tools = {t.name: t for t in tools}
         self.runner = runner
 

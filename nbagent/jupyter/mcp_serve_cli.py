@@ -92,7 +92,10 @@ class TerminalMCP(KernelMCP):
             cell_id = str(made["cell_id"])
         else:
             cell_id = str(mine["id"])
-            frontend.output(cell_id, {"output_type": "clear"})
+        # As a run does: the outputs cleared and the cell trusted (JupyterLab renders a widget only in a
+        # trusted cell's outputs; a cell inserted or loaded from the file is not), no count, not running.
+        await frontend.request("run_start", {"cell_id": cell_id})
+        await frontend.request("run_end", {"cell_id": cell_id, "execution_count": None})
         self._view = TurnView(model="MCP client", on_reply=self._on_reply, on_stop=self._on_stop)
         intro = (
             f"**nbagent serves this kernel over MCP** at `{self.http.url}` (started by `nbagent mcp serve`;"

@@ -33,7 +33,7 @@ import pytest
 
 from tests.e2e.conftest import Lab, notebook_json
 from tests.e2e.notebook_page import COUNT, TIMEOUT_MS, open_notebook, prompt_of, run_cell
-from tests.jupyter.test_mcp_serve import CLIENT
+from tests.jupyter.test_mcp_serve import start_client
 from tests.jupyter.test_mcp_serve_cli import read_banner
 
 pytestmark = pytest.mark.timeout(300)
@@ -51,17 +51,6 @@ def _serve(lab: Lab, runtime: Path) -> subprocess.Popen[str]:
         text=True,
         env=env,
         cwd=lab.root,
-    )
-
-
-def _client(tmp_path: Path, url: str, token: str, calls: list[tuple[str, dict[str, Any]]]) -> Any:
-    script = tmp_path / "client.py"
-    script.write_text(CLIENT)
-    return subprocess.Popen(
-        [sys.executable, str(script), url, token, json.dumps(calls)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
     )
 
 
@@ -140,7 +129,9 @@ def test_prompts_of_served_calls_are_answered_in_the_notebook_page(
         page.screenshot(path=str(artifacts / "mcp-serve-page-view.png"))
 
         t0 = time.perf_counter()
-        client = _client(tmp_path, url, token, [("python", {"code": ALLOWED}), ("python", {"code": DENIED})])
+        client = start_client(
+            tmp_path, url, token, [("python", {"code": ALLOWED}), ("python", {"code": DENIED})]
+        )
         procs.append(client)
         _answer(view, ALLOWED, "Allow once", expect)
         page.screenshot(path=str(artifacts / "mcp-serve-page-allowed.png"))

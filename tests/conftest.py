@@ -28,11 +28,17 @@ class Serve(Protocol):
 
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test reads or writes the real user's configuration or data."""
+    """No test reads or writes the real user's configuration or data: nbagent's own, nor the Claude Code
+    (``~/.claude.json``) and OpenCode (``~/.config/opencode``) files whose MCP servers nbagent imports.
+    Nothing else in the suite reads XDG_CONFIG_HOME (nbagent's own folder is NBAGENT_CONFIG_DIR; the e2e
+    Jupyter server gets explicit JUPYTER_* folders); kernels and subprocesses inherit all of this."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("NBAGENT_CONFIG_DIR", str(home / "config"))
     monkeypatch.setenv("NBAGENT_DATA_DIR", str(home / "data"))
     monkeypatch.setenv("NBAGENT_CACHE_DIR", str(home / "cache"))
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(home / "claude"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "xdg-config"))
+    monkeypatch.delenv("OPENCODE_CONFIG", raising=False)
 
 
 _OPEN_SESSIONS: list[Session] = []

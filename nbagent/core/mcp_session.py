@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from nbagent.core.errors import ConfigError, NbagentError
+from nbagent.core.errors import NbagentError
 from nbagent.ext.cc_plugins import project_defines_dirs
 from nbagent.ext.mcp_config import McpConfig, add_servers, load_mcp_config, safe_name
 
@@ -52,7 +52,8 @@ class McpServerRow(BaseModel):
     name: str
     transport: str
     scope: Literal["user", "project"]
-    where: str  # the command or the URL
+    where: str  # the command or the URL as written (no secret from a variable: ``ServerSpec.shown``)
+    source: str = ""  # the file that defined it
     state: ServerState
     tools: list[str] = Field(default_factory=list)  # when ready
     tool_count: int = 0
@@ -143,14 +144,7 @@ class McpSession:
         """Whether the project's servers may start without a question: True (trusted, or trusted before),
         False (not trusted yet, or refused), None (no session trust to ask)."""
         trust = self.trust
-        if trust is None:
-            return None
-        if trust.state != "unknown":
-            return trust.state == "trusted"
-        try:
-            return trust.store.is_trusted(trust.root, trust.digest)
-        except ConfigError:
-            return False
+        return None if trust is None else trust.trusted_now()
 
     def budget_tokens(self, context: int) -> int:
         budget = self.config.tool_budget
@@ -240,7 +234,9 @@ class McpSession:
         lines: list[str] = []
         for row in snap.servers:
             state = "needs trust (folder untrusted)" if row.state == "needs trust" else row.state
-            lines.append(f"- **{row.name}** ({row.transport}, {row.scope}): {state} — `{row.where}`")
+            lines.append(
+                f"- **{row.name}** ({row.transport}, {row.scope}): {state} — `{row.where}` (from {row.source})"
+            )
             if row.state == "ready":
                 names = ", ".join(row.tools) or "no tools"
                 lines.append(f"  tools: {names} ({row.start_ms} ms to start)")
@@ -276,7 +272,8 @@ def _row(spec: ServerSpec, conn: ServerConn | None, trusted: Callable[[], bool |
         name=spec.name,
         transport=spec.transport,
         scope="project" if spec.project else "user",
-        where=spec.url or " ".join(spec.command),
+        where=spec.shown or spec.name,
+        source=spec.source,
         state=state,
         tools=tools,
         tool_count=len(tools),

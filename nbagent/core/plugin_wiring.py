@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from nbagent.core.config import Config
-from nbagent.core.errors import ConfigError
 from nbagent.core.events import Notice
 from nbagent.ext.cc_plugins import CCPluginSet, hook_entries, load_cc_plugins, project_defines_dirs
 from nbagent.ext.custom_tools import load_custom_tools, project_tool_files, user_tool_files
@@ -44,15 +43,6 @@ def attach_cc_hooks(runner: HookRunner, cc: CCPluginSet, root: Path) -> list[str
     return notes
 
 
-def _trusted_now(trust: ProjectTrust) -> bool:
-    if trust.state != "unknown":
-        return trust.state == "trusted"
-    try:
-        return trust.store.is_trusted(trust.root, trust.digest)
-    except ConfigError:
-        return False
-
-
 def extension_tools(
     root: Path, config: Config, setup: AgentSetup, trust: ProjectTrust, plugins: Plugins, taken: set[str]
 ) -> tuple[list[Tool[Any]], list[str]]:
@@ -60,7 +50,7 @@ def extension_tools(
     files = user_tool_files()
     project_files = project_tool_files(root)
     notices: list[str] = []
-    if project_files and _trusted_now(trust):
+    if project_files and trust.trusted_now():
         files += project_files
     elif project_files:
         folder = folder_key(root)
@@ -155,7 +145,7 @@ def plugins_report(root: Path, config: Config) -> str:
     trust = ProjectTrust(root, trust_sources(root, HookRunner(config, root, "").project_sources, cc))
     for label, files, allowed in (
         ("User custom tools", user_tool_files(), True),
-        ("Project custom tools", project_tool_files(root), _trusted_now(trust)),
+        ("Project custom tools", project_tool_files(root), trust.trusted_now()),
     ):
         lines.append(f"{label}:" + ("" if files else " none"))
         if files and not allowed:

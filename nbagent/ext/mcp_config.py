@@ -1,8 +1,9 @@
-"""MCP server definitions, in the two shapes users already have.
+"""MCP server definitions, in the shapes users already have, from the files they already keep them in.
 
-- ``nbagent.json`` ``"mcp"`` (OpenCode's shape; ``"tool_budget": 0.1`` beside the servers sets the share
-  of the context window their tool schemas may take before ``tool_search`` loads them on demand;
-  ``"startup": "session"`` connects as the session is created instead of at its first turn)::
+- ``nbagent.json`` ``"mcp"`` (OpenCode's shape, timeouts in seconds; ``"tool_budget": 0.1`` beside the
+  servers sets the share of the context window their tool schemas may take before ``tool_search`` loads
+  them on demand; ``"startup": "session"`` connects as the session is created instead of at its first
+  turn)::
 
     {"mcp": {"NAME": {"type": "local", "command": ["prog", "arg"], "environment": {...}, "enabled": true,
                       "timeout": 30},
@@ -13,22 +14,57 @@
     {"mcpServers": {"NAME": {"command": "prog", "args": [...], "env": {...}},
                     "OTHER": {"type": "http" | "sse", "url": "...", "headers": {...}}}}
 
-User-level servers (``user_config_dir()/nbagent.json``) are trusted; project-level ones (the project's
-``nbagent.json`` and ``.mcp.json``) run only once the folder is trusted (``ext/trust.py``). A server
-that is defined wrongly is reported (``McpConfig.errors``) and left out; the others still run.
+- Claude Code's ``~/.claude.json`` and OpenCode's ``opencode.json(c)`` files (``mcp_import.py`` says
+  where they are and how their entries read), so a user's servers work unchanged.
+
+Read in this order; a later definition of the same name replaces an earlier one:
+
+1. ``~/.claude.json`` ``"mcpServers"`` (Claude Code's user scope),
+2. OpenCode's global files, then ``$OPENCODE_CONFIG``,
+3. the user's ``nbagent.json``,
+4. the project's ``opencode.jsonc``, ``opencode.json``, ``.opencode/opencode.jsonc``, ``.opencode/opencode.json``,
+5. the project's ``nbagent.json``,
+6. the project's ``.mcp.json``,
+7. ``~/.claude.json`` ``"projects"`` -> this project -> ``"mcpServers"`` (Claude Code's local scope).
+
+Within each tool this is the tool's own order (Claude Code: local > project > user; OpenCode: project >
+custom > global); across them, the user's global files come first, nbagent's own files after the
+foreign ones of the same level. Claude Code's local scope comes last, as in Claude Code: it is the
+user's own choice for this very project, so a cloned repository's files cannot replace it.
+
+``"mcp": {"import": false}`` in the user's or the project's ``nbagent.json`` (the project's wins) reads
+neither tool's files; ``"import": ["claude"]`` or ``["opencode"]`` reads only that one (default: both).
+The project's ``.mcp.json`` is nbagent's own input and is always read.
+
+The user's files (``~/.claude.json``, both scopes, OpenCode's global ones, the user's ``nbagent.json``)
+are trusted; the project's (``opencode.json(c)``, ``nbagent.json``, ``.mcp.json``) are project code:
+their servers run only once the folder is trusted (``ext/trust.py``). A server that is defined wrongly
+is reported (``McpConfig.errors``, naming its file) and left out; the others still run.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, Field
 
+from nbagent.ext.mcp_import import (
+    ClaudeUser,
+    Layer,
+    claude_entry,
+    claude_layers,
+    import_choice,
+    opencode_entry,
+    opencode_global_files,
+    opencode_layers,
+    opencode_project_files,
+    read_object,
+)
 from nbagent.ext.trust import project_config_file, user_config_file
 
 CLAUDE_FILE = ".mcp.json"
@@ -55,6 +91,7 @@ class ServerSpec(BaseModel):
     start_timeout: float = DEFAULT_START_TIMEOUT
     call_timeout: float = DEFAULT_CALL_TIMEOUT
     source: str = ""  # the file that defined it
+    shown: str = ""  # the command or URL as the file wrote it: variables not substituted, no query string
     project: bool = False  # defined by the project: runs only in a trusted folder
 
 
@@ -126,12 +163,35 @@ def _timeout(raw: dict[str, Any], key: str, default: float) -> float:
     return float(value)
 
 
-def parse_server(name: str, raw: Any, *, source: str, project: bool, env: Mapping[str, str]) -> ServerSpec:
-    """One server entry, in either shape; ``ValueError`` says what is wrong with it."""
+def shown_where(raw: Any) -> str:
+    """What ``/mcp`` and the sidebar show of a server's entry: the command or the URL as written (a
+    secret that comes from a variable stays a variable; a URL loses its query and credentials), since
+    ``/mcp`` output can be saved in a notebook."""
+    if not isinstance(raw, dict):
+        return ""
+    url = raw.get("url")
+    if isinstance(url, str):
+        if "${" in url or "{env:" in url:
+            return url.split("?", 1)[0]
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        host += f":{parts.port}" if parts.port else ""
+        return urlunsplit((parts.scheme, host, parts.path, "", ""))
+    command, args = raw.get("command"), raw.get("args")
+    words = [command] if isinstance(command, str) else command if isinstance(command, list) else []
+    words += args if isinstance(args, list) else []
+    return " ".join(str(w) for w in words)
+
+
+def parse_server(
+    name: str, raw: Any, *, source: str, project: bool, env: Mapping[str, str] | None
+) -> ServerSpec:
+    """One server entry, in either shape; ``ValueError`` says what is wrong with it. ``env`` None: the
+    variables were substituted already (an OpenCode file's)."""
     if not isinstance(raw, dict):
         raise ValueError("must be an object")
     try:
-        raw = _expand_all(raw, env)
+        raw = raw if env is None else _expand_all(raw, env)
     except _Missing as exc:
         raise ValueError(
             f"uses ${{{exc.args[0]}}}, which is not set; set it or give a default: ${{{exc.args[0]}:-value}}"
@@ -176,64 +236,104 @@ def parse_server(name: str, raw: Any, *, source: str, project: bool, env: Mappin
     )
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from None
-    return data if isinstance(data, dict) else None
-
-
 def add_servers(config: McpConfig, section: Any, *, source: Path, project: bool) -> None:
     """More servers in ``.mcp.json``'s shape (a Claude Code plugin's); ``project``: they run only in a
     trusted folder."""
-    _add(config, section, source=source, project=project, env=os.environ)
+    _add(config, Layer(source, section, project, "claude"), env=os.environ, root=Path.cwd())
 
 
-def _add(config: McpConfig, section: Any, *, source: Path, project: bool, env: Mapping[str, str]) -> None:
+def _option(config: McpConfig, name: str, raw: Any, source: Path) -> bool:
+    """``startup``, ``tool_budget`` and ``import`` beside nbagent.json's servers: True when ``name`` is one."""
+    if name == "import" and not isinstance(raw, dict):
+        return True  # read by import_choice
+    if name == "startup" and not isinstance(raw, dict):
+        if raw in ("first_turn", "session"):
+            config.startup = raw
+        else:
+            config.errors.append(f'{source}: mcp.startup must be "first_turn" or "session", got {raw!r}.')
+        return True
+    if name == "tool_budget" and not isinstance(raw, dict):
+        if isinstance(raw, int | float) and not isinstance(raw, bool) and raw > 0:
+            config.tool_budget = float(raw)
+        else:
+            config.errors.append(f"{source}: mcp.tool_budget must be a positive number, got {raw!r}.")
+        return True
+    return False
+
+
+def _add(config: McpConfig, layer: Layer, *, env: Mapping[str, str], root: Path) -> None:
+    source, section = layer.path, layer.servers
     if section is None:
         return
     if not isinstance(section, dict):
         config.errors.append(f"{source}: the MCP section must be an object of server name -> definition.")
         return
     for name, raw in section.items():
-        if name == "startup" and not isinstance(raw, dict):  # an option, not a server
-            if raw in ("first_turn", "session"):
-                config.startup = raw
-            else:
-                config.errors.append(f'{source}: mcp.startup must be "first_turn" or "session", got {raw!r}.')
-            continue
-        if name == "tool_budget" and not isinstance(raw, dict):  # an option, not a server
-            if isinstance(raw, int | float) and not isinstance(raw, bool) and raw > 0:
-                config.tool_budget = float(raw)
-            else:
-                config.errors.append(f"{source}: mcp.tool_budget must be a positive number, got {raw!r}.")
+        if layer.shape == "nbagent" and _option(config, str(name), raw, source):
             continue
         try:
-            spec = parse_server(str(name), raw, source=str(source), project=project, env=env)
+            if layer.shape == "opencode":
+                entry = opencode_entry(raw, layer, env, root)
+                spec = parse_server(str(name), entry, source=str(source), project=layer.project, env=None)
+                spec.shown = shown_where(raw)
+            else:
+                entry = claude_entry(raw) if layer.shape == "claude" else raw
+                spec = parse_server(str(name), entry, source=str(source), project=layer.project, env=env)
+                spec.shown = shown_where(entry)
         except ValueError as exc:
             config.errors.append(f"MCP server '{name}' ({source}): {exc}. It is left out.")
             continue
-        config.servers[str(name)] = spec  # a later (project) definition replaces an earlier one
+        config.servers[str(name)] = spec  # a later definition replaces an earlier one
+
+
+def _nbagent_layer(path: Path | None, project: bool, config: McpConfig) -> Layer | None:
+    if path is None:
+        return None
+    try:
+        data = read_object(path, jsonc=False)
+    except ValueError as exc:
+        config.errors.append(f"{exc}; its MCP servers are left out.")
+        return None
+    return Layer(path, data.get("mcp"), project, "nbagent") if data is not None else None
 
 
 def load_mcp_config(root: Path, env: Mapping[str, str] | None = None) -> McpConfig:
-    """The servers of the user's ``nbagent.json``, then the project's ``nbagent.json`` and ``.mcp.json``."""
+    """Every MCP server the user has for ``root``, in the order of the module docstring."""
     env = os.environ if env is None else env
     config = McpConfig()
-    sources: list[tuple[Path, str, bool]] = [(user_config_file(), "mcp", False)]
-    own = project_config_file(root)
-    if own is not None:
-        sources.append((own, "mcp", True))
-    sources.append((root / CLAUDE_FILE, "mcpServers", True))
-    for path, key, project in sources:
-        try:
-            data = _read_json(path)
-        except ValueError as exc:
-            config.errors.append(f"{exc}; its MCP servers are left out.")
-            continue
-        if data is not None:
-            _add(config, data.get(key), source=path, project=project, env=env)
+    user = _nbagent_layer(user_config_file(), False, config)
+    own = _nbagent_layer(project_config_file(root), True, config)
+    mine = [layer for layer in (user, own) if layer is not None]
+    tools = import_choice([la.servers for la in mine], config.errors, [la.path for la in mine])
+    claude = claude_layers(root, env, config.errors) if "claude" in tools else ClaudeUser()
+    opencode = "opencode" in tools
+    layers = [
+        claude.user,
+        *(
+            opencode_layers(opencode_global_files(env), project=False, errors=config.errors)
+            if opencode
+            else []
+        ),
+        user,
+        *(
+            opencode_layers(opencode_project_files(root), project=True, errors=config.errors)
+            if opencode
+            else []
+        ),
+        own,
+    ]
+    try:
+        claude_project = read_object(root / CLAUDE_FILE, jsonc=False)
+    except ValueError as exc:
+        config.errors.append(f"{exc}; its MCP servers are left out.")
+        claude_project = None
+    if claude_project is not None:
+        layers.append(Layer(root / CLAUDE_FILE, claude_project.get("mcpServers"), True, "claude"))
+    layers.append(claude.local)
+    for layer in layers:
+        if layer is not None:
+            _add(config, layer, env=env, root=root)
+    for name in claude.disabled:  # turned off for this project in Claude Code's /mcp
+        if name in config.servers:
+            config.servers[name].enabled = False
     return config

@@ -27,6 +27,7 @@ from nbagent.core.config import CONFIG_NAME, Config, user_config_dir
 from nbagent.core.errors import ConfigError
 from nbagent.core.permission_types import PermissionQuery, ReplyKind
 from nbagent.core.private import private_dir, write_private
+from nbagent.ext.mcp_import import loads_jsonc, opencode_project_files
 
 ENV = "NBAGENT_TRUST_PROJECT"
 TRUST_FILE = "trust.json"
@@ -38,6 +39,8 @@ CODE_KEYS: dict[str, tuple[str, ...]] = {
     "settings.json": ("hooks",),
     "settings.local.json": ("hooks",),
     ".mcp.json": ("mcpServers",),  # issue 14 (M1)
+    "opencode.json": ("mcp",),  # issue 14: OpenCode's project config (JSONC, like opencode.jsonc)
+    "opencode.jsonc": ("mcp",),
 }
 CLAUDE_SETTINGS = ("settings.json", "settings.local.json")
 MAX_LISTED = 20
@@ -77,6 +80,7 @@ def project_code_sources(root: Path, config: Config) -> list[Path]:
         sources += [p for name in CLAUDE_SETTINGS if (p := root / ".claude" / name).is_file()]
     if (root / ".mcp.json").is_file():  # issue 14 (M1): the project's MCP servers (Claude Code's shape)
         sources.append(root / ".mcp.json")
+    sources += [p for p in opencode_project_files(root) if p.is_file()]  # issue 14: OpenCode's MCP servers
     return sources
 
 
@@ -86,7 +90,8 @@ def _code_sections(path: Path) -> dict[str, Any] | None:
     if keys is None:
         return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = loads_jsonc(text) if path.name.startswith("opencode.") else json.loads(text)
     except (OSError, ValueError):
         return None  # unreadable: the raw bytes stand for it
     if not isinstance(data, dict):
@@ -245,6 +250,15 @@ class ProjectTrust:
         self.digest = project_code_digest(root, self.sources)
         self.described = describe_project_code(root, self.sources)
         self._lock = asyncio.Lock()
+
+    def trusted_now(self) -> bool:
+        """Trusted without asking: for this session, or saved earlier for the same project code."""
+        if self.state != "unknown":
+            return self.state == "trusted"
+        try:
+            return self.store.is_trusted(self.root, self.digest)
+        except ConfigError:
+            return False
 
     def question(self) -> tuple[PermissionQuery, str, list[str]]:
         """The permission query, its reason and what an "always" answer saves."""

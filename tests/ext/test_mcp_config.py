@@ -121,3 +121,24 @@ def test_mcp_permission_patterns(tmp_path: Path) -> None:
         RulePolicy(tmp_path, Config()).evaluate(PermissionQuery(permission="mcp__x__y", patterns=[""])).action
         == "ask"
     )
+
+
+def test_what_mcp_shows_of_a_server_keeps_secrets_out(tmp_path: Path) -> None:
+    """/mcp and the sidebar show the command or URL as written: a token from a variable stays a variable,
+    a URL loses its query string and credentials (/mcp output can be saved in a notebook)."""
+    from nbagent.core.mcp_session import McpSession
+
+    root = tmp_path / "proj"
+    root.mkdir()
+    servers = {
+        "cli": {"command": "prog", "args": ["--token", "${TOKEN}"]},
+        "web": {"type": "http", "url": "https://user:pw@mcp.example.test:8443/mcp?key=s3cret"},
+        "var": {"type": "http", "url": "${BASE:-http://localhost:1}/mcp?key=${TOKEN}"},
+    }
+    (root / ".mcp.json").write_text(json.dumps({"mcpServers": servers}))
+    config = load_mcp_config(root, env={"TOKEN": "tok-123"})
+    assert config.servers["cli"].command == ["prog", "--token", "tok-123"]  # what runs
+    text = McpSession(config).describe()
+    assert "`prog --token ${TOKEN}`" in text and f"(from {root / '.mcp.json'})" in text
+    assert "`https://mcp.example.test:8443/mcp`" in text and "`${BASE:-http://localhost:1}/mcp`" in text
+    assert "tok-123" not in text and "s3cret" not in text and "pw@" not in text

@@ -64,6 +64,7 @@ __all__ = [
     "history_events",
     "probe",
     "register",
+    "status_changed",
     "unregister",
     "warm_up",
 ]
@@ -149,6 +150,13 @@ def probe() -> ProbeResult:
 
 
 _bridges: dict[int, Bridge] = {}
+
+
+def status_changed(shell: Any) -> None:
+    """Something the status shows changed outside a turn (``/mcp-serve`` in a cell): tell the sidebars."""
+    bridge = _bridges.get(id(shell))
+    if bridge is not None and bridge.comms:
+        bridge.broadcast(bridge.status())
 
 
 def bridge_for(shell: Any) -> Bridge:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -284,6 +285,7 @@ def mcp_serve_command(agent: NotebookAgent, arg: str, show: Callable[[str], None
             return
         current.stop()
         del _servers[id(agent)]
+        _tell_sidebars(agent)
         show("The MCP server stopped.")
         return
     if arg.strip():
@@ -302,3 +304,11 @@ def mcp_serve_command(agent: NotebookAgent, arg: str, show: Callable[[str], None
     except OSError as exc:
         raise CellError(str(exc), "Try again (a free port is picked each time).") from exc
     _servers[id(agent)] = server
+    _tell_sidebars(agent)
+
+
+def _tell_sidebars(agent: NotebookAgent) -> None:
+    """The sidebar's MCP section shows whether this kernel is served."""
+    bridge = sys.modules.get("nbagent.jupyter.bridge")
+    if bridge is not None:
+        bridge.status_changed(agent.shell)

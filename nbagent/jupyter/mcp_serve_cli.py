@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbagent.jupyter.cells import CellError
-from nbagent.jupyter.mcp_serve import SERVED, KernelMCP, _servers
+from nbagent.jupyter.mcp_serve import SERVED, KernelMCP, _servers, _tell_sidebars
 from nbagent.tools.base import ToolFailure
 
 if TYPE_CHECKING:
@@ -164,6 +164,7 @@ async def serve_for_terminal(notebook: str, port: int = 0) -> None:
             _info.update(error=str(exc), hint="Try another --port, or leave it out for a free one.")
             return
         _servers[id(agent)] = server
+        _tell_sidebars(agent)
         _info.update(info)
     except CellError as exc:
         _info.update(error=str(exc), hint=exc.hint)
@@ -175,6 +176,7 @@ def stop_for_terminal(url: str) -> str:
         if isinstance(server, TerminalMCP) and server.http.url == url:
             server.stop()
             del _servers[key]
+            _tell_sidebars(server.agent)
             return "stopped"
     return "not running"
 

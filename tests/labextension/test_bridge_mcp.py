@@ -125,3 +125,26 @@ async def test_listeners_hear_each_state_change(tmp_path: Path) -> None:
     finally:
         await hub.close()
     assert heard[-1] == {"fx": "idle", "broken": "failed"}  # stopped with the session
+
+
+def test_serving_the_kernel_from_a_cell_shows_in_the_sidebar(kernel: Kernel) -> None:
+    """``%agent /mcp-serve`` run in a cell (not the sidebar): the open sidebar hears the URL at once, and
+    hears that it stopped."""
+    sidebar = Sidebar(kernel)
+    sidebar.open({"type": "hello"})
+    assert sidebar.wait_type("status")["mcp"]["serving"] is None
+
+    def serving_told(code: str) -> list[Any]:
+        """What the statuses sent to the sidebar while the cell ran said of ``serving``."""
+        ex = kernel.run(code)
+        assert ex.status == "ok"
+        sent = [
+            m["content"]["data"]
+            for m in ex.messages
+            if m["header"]["msg_type"] == "comm_msg" and m["content"].get("comm_id") == sidebar.comm_id
+        ]
+        return [d["mcp"]["serving"] for d in sent if d.get("type") == "status"]
+
+    told = serving_told("%agent /mcp-serve")
+    assert told and told[-1].startswith("http://127.0.0.1:") and told[-1].endswith("/mcp")
+    assert serving_told("%agent /mcp-serve stop")[-1:] == [None]

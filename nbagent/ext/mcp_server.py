@@ -199,7 +199,8 @@ class HttpServer:
 
 
 def client_snippets(url: str, token: str, name: str = "nbagent-kernel") -> Mapping[str, str]:
-    """Ready-to-paste configuration for Claude Code and OpenCode."""
+    """Ready-to-paste configuration for Claude Code, OpenCode and Codex (which takes the token from an
+    environment variable only)."""
     claude = f'claude mcp add --transport http {name} {url} --header "Authorization: Bearer {token}"'
     opencode = json.dumps(
         {
@@ -208,4 +209,8 @@ def client_snippets(url: str, token: str, name: str = "nbagent-kernel") -> Mappi
         },
         indent=2,
     )
-    return {"claude": claude, "opencode": opencode}
+    codex = (
+        f"# ~/.codex/config.toml; Codex reads the token from its environment: NBAGENT_MCP_TOKEN={token} codex\n"
+        f'[mcp_servers.{name.replace("-", "_")}]\nurl = "{url}"\nbearer_token_env_var = "NBAGENT_MCP_TOKEN"'
+    )
+    return {"claude": claude, "opencode": opencode, "codex": codex}

@@ -203,11 +203,13 @@ def banner(target: OpenNotebook, info: dict[str, Any]) -> str:
         else f"Warning: {info.get('warning')}"
     )
     opencode = "\n".join("  " + line for line in snippets["opencode"].splitlines())
+    codex = "\n".join("  " + line for line in snippets["codex"].splitlines())
     return (
         f"Serving the kernel of {target.local or target.path} over MCP at {info['url']} (127.0.0.1 only).\n"
         f"Tools: {', '.join(info['tools'])}. nbagent's permission rules apply. {where}\n"
         "The bearer token is in the lines below; it is shown once and stored nowhere.\n\n"
         f"Claude Code:\n  {snippets['claude']}\n\nOpenCode (opencode.json):\n{opencode}\n\n"
+        f"Codex:\n{codex}\n\n"
         "Press Ctrl+C to stop serving."
     )
 

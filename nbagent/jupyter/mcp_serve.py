@@ -115,7 +115,8 @@ class KernelMCP:
             f" {', '.join(f'`{n}`' for n in SERVED)}. The bearer token is shown until a client uses it; "
             "`%agent /mcp-serve stop` ends it. Permission prompts appear below.\n\n"
             f"Claude Code:\n\n```\n{snippets['claude']}\n```\n\n"
-            f"OpenCode (`opencode.json`):\n\n```json\n{snippets['opencode']}\n```\n"
+            f"OpenCode (`opencode.json`):\n\n```json\n{snippets['opencode']}\n```\n\n"
+            f"Codex:\n\n```\n{snippets['codex']}\n```\n"
         )
 
     # -- calls ----------------------------------------------------------------------------------

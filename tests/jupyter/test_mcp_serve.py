@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import tomllib
 import time
 from pathlib import Path
 
@@ -103,6 +104,9 @@ def test_an_mcp_client_runs_python_in_the_kernel_after_a_click(
     kernel.run("x = 21")
     url, token, shown = serve_cell(kernel)
     assert '"type": "remote"' in shown and url in shown  # the opencode.json snippet
+    codex = tomllib.loads(shown.split("Codex:")[1].split("```")[1])  # valid TOML for ~/.codex/config.toml
+    assert codex["mcp_servers"]["nbagent_kernel"] == {"url": url, "bearer_token_env_var": "NBAGENT_MCP_TOKEN"}
+    assert f"NBAGENT_MCP_TOKEN={token} codex" in shown
     proc = start_client(tmp_path, url, token, [("python", {"code": "y = x * 2\nprint('y is', y)"})])
     question = click_when_asked(kernel, "Allow once")
     assert "y = x * 2" in question

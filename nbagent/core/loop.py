@@ -242,6 +242,7 @@ class TurnRunner(ToolCalls):
         retry = s.config.retry
         for change in s.model_switches():
             self.emit(change)
+        await s.refresh_tools()  # never during a request: its tool list stays as built
         message.model = s.model
         attempt = 0
         compacted = False

@@ -1,7 +1,12 @@
 """MCP in a session: the servers start (in parallel) at the session's first turn, their tools join the
 session's tools, problems become notices once. ``snapshot()`` is their state (servers, tools, errors) as
 data: ``/mcp`` and ``nbagent mcp list`` render it as text, the JupyterLab sidebar as its MCP section, which
-``listeners`` tell when a server's state changes.
+``listeners`` tell when a server's state or lists change.
+
+A server that changes its tools while the session runs (``list_changed``) is listed again by its
+connection; ``sync``, before each model step, makes the change the session's: new tools are sent (or wait
+behind ``tool_search`` over the budget), changed ones replace the old in place, removed ones leave, and a
+call to one answers that it is gone. Never in the middle of a step: a request's tool list stays as built.
 
 Kept light: the ``mcp`` SDK is imported only when servers are configured.
 """
@@ -9,10 +14,11 @@ Kept light: the ``mcp`` SDK is imported only when servers are configured.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import shlex
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -39,6 +45,7 @@ NO_SERVERS = (
     'No MCP servers configured. Add them to nbagent.json ("mcp": {"NAME": {"type": "local",'
     ' "command": [...]}}) or .mcp.json ("mcpServers").'
 )
+SETTLE_SECONDS = 5.0  # how long a step waits for the lists a server said changed
 _log = logging.getLogger(__name__)
 
 # "not started": no connection yet; "idle": a connection not started (or stopped); "needs trust": a
@@ -80,6 +87,7 @@ class McpSession:
         self.hub: McpHub | None = None
         self.started = False
         self.deferred = 0  # MCP tools held back behind tool_search
+        self._revision = 0  # the servers' list revisions the session's tools were made from
         self._early: asyncio.Task[list[str]] | None = None
         # called (with no argument, in the thread of the change) when a server's state changes
         self.listeners: list[Callable[[], None]] = []
@@ -125,8 +133,23 @@ class McpSession:
         lines += await hub.start_all(trusted, pending)
         for line in [*lines, *hub.take_problems()]:
             _notice(session, line)
-        add_tools(session, self.offered(session))
+        self._apply(session)
         self._changed()  # the tools offered, the deferred count
+
+    async def sync(self, session: Session) -> None:
+        """Before a model step: the servers' list changes since the last one become the session's tools
+        (the lists a server said changed are waited for, ``SETTLE_SECONDS`` at most)."""
+        hub = self.hub
+        if hub is None or not self.started:
+            return
+        waiting = [c.settle() for c in hub.servers.values() if not c.settled]
+        if waiting:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(SETTLE_SECONDS):
+                    await asyncio.gather(*waiting)
+        if sum(c.revision for c in hub.servers.values()) != self._revision:
+            self._apply(session)
+            self._changed()
 
     def start_early(self, session: Session) -> None:
         """``"startup": "session"``: connect now, in the background, to the servers that need no trust
@@ -150,21 +173,31 @@ class McpSession:
         budget = self.config.tool_budget
         return int(budget) if budget > 1 else int(budget * context)
 
-    def offered(self, session: Session) -> list[Tool[Any]]:
-        """The MCP tools to send: all of them, or ``tool_search`` (and the resource tool) when their schemas
-        exceed the budget."""
+    def _apply(self, session: Session) -> None:
+        """The session's MCP tools from the ready servers' lists: all, or ``tool_search`` for those over the
+        budget (``mcp_search.plan``), in the places they had (``merge``). A tool no server offers any more
+        stays callable by name only, to answer that it is gone."""
         from nbagent.core.context.budget import estimate_chars
-        from nbagent.tools.mcp_search import ToolSearchTool
+        from nbagent.tools.mcp_search import ToolSearchTool, merge, plan
+        from nbagent.tools.mcp_tools import McpTool, ReadMcpResourceTool
 
-        tools = self.tools()
-        remote = [t for t in tools if t.name.startswith("mcp__")]
-        tokens = session.estimator.tokens(estimate_chars([t.schema() for t in remote]))
+        hub = self.hub
+        self._revision = sum(c.revision for c in hub.servers.values()) if hub is not None else 0
         budget = self.budget_tokens(session.limits.context)
-        if not remote or tokens <= budget:
-            return tools
-        self.deferred = len(remote)
-        search = ToolSearchTool(remote)
-        return [search, *(t for t in tools if t not in remote)]
+
+        def fits(tools: list[Tool[Any]]) -> bool:
+            return session.estimator.tokens(estimate_chars([t.schema() for t in tools])) <= budget
+
+        def ours(tool: Tool[Any]) -> bool:
+            return isinstance(tool, McpTool | ToolSearchTool | ReadMcpResourceTool)
+
+        offered = self.tools()
+        loaded = {t.name for t in session.tools if isinstance(t, McpTool)}
+        wanted, self.deferred = plan(offered, loaded, fits)
+        tools = merge(session.tools, wanted, ours)
+        live = {t.name for t in offered} | {t.name for t in tools}
+        gone = {n: t for n, t in session.tools_by_name.items() if isinstance(t, McpTool) and n not in live}
+        _install(session, tools, gone)
 
     def tools(self) -> list[Tool[Any]]:
         """The tools of the ready servers (and ``read_mcp_resource`` when any offers resources)."""
@@ -270,7 +303,7 @@ def _row(spec: ServerSpec, conn: ServerConn | None, trusted: Callable[[], bool |
     tools = [t.name for t in conn.tools] if conn is not None and ready else []
     return McpServerRow(
         name=spec.name,
-        transport=spec.transport,
+        transport=conn.transport if conn is not None else spec.transport,  # "sse" after a fallback
         scope="project" if spec.project else "user",
         where=spec.shown or spec.name,
         source=spec.source,
@@ -295,20 +328,25 @@ def _notice(session: Session, line: str) -> None:
 
 
 def add_tools(session: Session, tools: list[Tool[Any]]) -> None:
-    """Add tools to a session before its first request (its tool list is then fixed)."""
-    from nbagent.core.context.budget import estimate_chars
-
+    """Add tools to a session (``tool_search``'s finds), sent from its next request on."""
     taken = set(session.tools_by_name)
     new: list[Tool[Any]] = []
     for tool in tools:
         if tool.name not in taken:
             taken.add(tool.name)
             new.append(tool)
-    if not new:
-        return
-    session.tools = [*session.tools, *new]
-    session.tools_by_name = {t.name: t for t in session.tools}
-    session._tool_schemas = [t.schema() for t in session.tools]
+    if new:
+        _install(session, [*session.tools, *new], session.tools_by_name)
+
+
+def _install(session: Session, tools: list[Tool[Any]], also: Mapping[str, Tool[Any]]) -> None:
+    """``tools`` become the session's (their schemas, their share of the context); ``also`` are callable
+    by name without being sent (a removed MCP tool, which says so)."""
+    from nbagent.core.context.budget import estimate_chars
+
+    session.tools = tools
+    session.tools_by_name = {**also, **{t.name: t for t in tools}}
+    session._tool_schemas = [t.schema() for t in tools]
     session._fixed = len(session.system_prompt) + estimate_chars(session._tool_schemas)
 
 

@@ -308,6 +308,9 @@ class Session(SessionModels, SessionContext):
         notices, self._notices = self._notices, []
         return notices
 
+    async def refresh_tools(self) -> None:
+        await self.mcp.sync(self)  # issue 14: an MCP server's tools changed (list_changed)
+
     # -- undo -----------------------------------------------------------------------------------
 
     def begin_turn(self, turn_id: str) -> None:

@@ -73,6 +73,10 @@ class TurnHost(Protocol):
     @property
     def has_fallback(self) -> bool: ...
 
+    async def refresh_tools(self) -> None:
+        """Before a step: the tools that changed since the last one (an MCP server's list) are updated."""
+        ...
+
     def model_switches(self) -> list[ModelSwitched]:
         """Before a step: switches to tell (a resume on another model, the switch back after a cool-down)."""
         ...

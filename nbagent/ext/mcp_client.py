@@ -4,12 +4,23 @@ Each connection lives in its own task (the SDK's transports are task-scoped), wh
 open until ``close``. Servers start in parallel with a start timeout; a server that fails is reported
 once with its error and the others go on. A call that finds its server dead restarts it once and is
 answered with a clear error (the model may call again); a slow call times out.
+
+A server may change its tools, prompts and resources while it runs: its ``list_changed`` notification (a
+2025 connection), or its ``subscriptions/listen`` stream (a 2026 one), makes the connection's task list
+them again; ``revision`` counts the changes, which the session applies before its next model step
+(``core/mcp_session.py``).
+
+A remote server whose entry does not say which protocol it speaks (OpenCode's ``"remote"``, a bare
+``"url"``) is tried over streamable HTTP, then over SSE when its answer says the URL is no streamable HTTP
+endpoint (an HTTP 400, 404, 405, 406 or 415 that is no JSON-RPC answer), within the same start timeout;
+the transport that worked is kept for restarts (``transport``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 import warnings
 from collections.abc import Callable
@@ -18,16 +29,29 @@ from typing import Any, Literal, TextIO
 
 import mcp.types as mt
 from mcp import Client, StdioServerParameters
+from mcp.client.caching import CacheMode
+from mcp.client.session import IncomingMessage
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from nbagent.core.errors import ToolFailure
 from nbagent.core.private import cache_dir, private_dir
-from nbagent.ext.mcp_config import McpConfig, ServerSpec
+from nbagent.ext.mcp_config import McpConfig, ServerSpec, Transport
+from nbagent.ext.mcp_failures import Answers, Unreachable, describe
 
 State = Literal["idle", "starting", "ready", "failed", "disabled", "untrusted"]
+Kind = Literal["tools", "prompts", "resources"]
 MAX_STDERR_TAIL = 2_000
+KINDS: tuple[Kind, ...] = ("tools", "prompts", "resources")
+LIST_CHANGED: dict[type[Any], Kind] = {
+    mt.ToolListChangedNotification: "tools",
+    mt.PromptListChangedNotification: "prompts",
+    mt.ResourceListChangedNotification: "resources",
+}
+LISTEN_PAUSE = 1.0  # seconds before a dropped subscriptions/listen stream is opened again (doubling)
+_log = logging.getLogger(__name__)
 
 
 def log_dir() -> Path:
@@ -39,19 +63,27 @@ class ServerConn:
 
     def __init__(self, spec: ServerSpec) -> None:
         self.spec = spec
-        self.on_change: Callable[[], None] | None = None  # called when ``state`` changes (the sidebar)
+        # called when ``state`` changes, and when the server's lists change (the sidebar)
+        self.on_change: Callable[[], None] | None = None
         self._state: State = "idle" if spec.enabled else "disabled"
         self.error = ""
+        self.transport: Transport = spec.transport  # the one in use: "sse" after a fallback
         self.tools: list[mt.Tool] = []
         self.prompts: list[mt.Prompt] = []
         self.resources: list[mt.Resource] = []
+        self.revision = 0  # counts the changes of the three lists
         self.started_in = 0.0  # seconds the last start took
         self.restarts = 0
         self.client: Client | None = None
         self._task: asyncio.Task[None] | None = None
         self._stop: asyncio.Event | None = None
+        self._wake: asyncio.Event | None = None  # a list changed (or the connection stops)
+        self._pending: set[Kind] = set()  # lists to fetch again
+        self._settled = asyncio.Event()  # set when no change waits to be listed
+        self._settled.set()
         self._lock = asyncio.Lock()
         self._log: TextIO | None = None
+        self._answers: Answers | None = None
 
     @property
     def name(self) -> str:
@@ -70,8 +102,9 @@ class ServerConn:
     # -- the connection ---------------------------------------------------------------------------
 
     def _client(self) -> Client:
-        spec = self.spec
-        if spec.transport == "stdio":
+        spec, handler = self.spec, self._on_message
+        self._answers = None
+        if self.transport == "stdio":
             private_dir(log_dir())
             if self._log is None:
                 self._log = open(log_dir() / f"{spec.name}.log", "a", encoding="utf-8")  # noqa: SIM115
@@ -80,39 +113,140 @@ class ServerConn:
             )
             from mcp.client.stdio import stdio_client
 
-            return Client(stdio_client(params, errlog=self._log), mode="legacy")
-        if spec.transport == "sse":
-            return Client(sse_client(spec.url, headers=spec.headers), mode="legacy")
+            return Client(stdio_client(params, errlog=self._log), mode="legacy", message_handler=handler)
+        if self.transport == "sse":
+            return Client(sse_client(spec.url, headers=spec.headers), mode="legacy", message_handler=handler)
         http = create_mcp_http_client(headers=spec.headers)
-        return Client(streamable_http_client(spec.url, http_client=http))
+        self._answers = Answers()
+        http.event_hooks["response"].append(self._answers)
+        return Client(streamable_http_client(spec.url, http_client=http), message_handler=handler)
+
+    async def _on_message(self, message: IncomingMessage) -> None:
+        """The SDK's message handler (on the client's task): a list changed, to be listed again."""
+        kind = LIST_CHANGED.get(type(message))
+        if kind is not None:
+            self._mark(kind)
+
+    def _mark(self, *kinds: Kind) -> None:
+        self._pending.update(kinds)
+        self._settled.clear()
+        if self._wake is not None:
+            self._wake.set()
+
+    @property
+    def settled(self) -> bool:
+        """No change the server announced waits to be listed."""
+        return self._settled.is_set()
+
+    async def settle(self) -> None:
+        """Wait until the changes the server announced are listed (the session bounds the wait)."""
+        await self._settled.wait()
 
     async def _hold(self, ready: asyncio.Future[None]) -> None:
-        """Open the client, list what the server offers, then hold it open until stopped."""
+        """Open the client, list what the server offers, then hold it open until stopped, listing again
+        what the server says changed."""
         stop = self._stop = asyncio.Event()
+        wake = self._wake = asyncio.Event()
         try:
             async with self._client() as client:
                 self.client = client
-                caps = client.server_capabilities
-                self.tools = await _all_tools(client) if caps.tools is not None else []
-                if caps.prompts is not None:
-                    with contextlib.suppress(Exception):
-                        self.prompts = list((await client.list_prompts()).prompts)
-                if caps.resources is not None:
-                    with contextlib.suppress(Exception):
-                        self.resources = list((await client.list_resources()).resources)
-                if not ready.done():
-                    ready.set_result(None)
-                await stop.wait()
+                watch: asyncio.Task[None] | None = None
+                try:
+                    if client.protocol_version in MODERN_PROTOCOL_VERSIONS:  # changes come on a stream
+                        opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                        watch = asyncio.create_task(
+                            self._watch(client, opened), name=f"mcp-watch-{self.name}"
+                        )
+                        await opened
+                    self._pending.clear()
+                    await self._list(client, KINDS, first=True)
+                    if not ready.done():
+                        ready.set_result(None)
+                    while True:
+                        if not self._pending:
+                            self._settled.set()
+                            await wake.wait()
+                        wake.clear()
+                        if stop.is_set():
+                            break
+                        kinds, self._pending = tuple(self._pending), set()
+                        await self._list(client, kinds, first=False)
+                finally:
+                    if watch is not None:
+                        watch.cancel()
+                        await asyncio.gather(watch, return_exceptions=True)
         except BaseException as exc:
             if not ready.done():
                 ready.set_exception(exc if isinstance(exc, Exception) else RuntimeError(repr(exc)))
             elif self.state == "ready" and not isinstance(exc, asyncio.CancelledError):
                 self.state = "failed"
-                self.error = f"the connection ended: {_describe(exc)}"
+                self.error = f"the connection ended: {describe(exc)}"
             if isinstance(exc, asyncio.CancelledError):
                 raise
         finally:
             self.client = None
+            self._pending.clear()
+            self._settled.set()
+
+    async def _list(self, client: Client, kinds: tuple[Kind, ...], *, first: bool) -> None:
+        """List ``kinds`` again; a change bumps ``revision`` and, once ready, tells ``on_change``. At the
+        first listing a failure to list the tools fails the start; later ones keep the lists as they were."""
+        caps = client.server_capabilities
+        tools, prompts, resources = self.tools, self.prompts, self.resources
+        cache: CacheMode = "use" if first else "bypass"
+        try:
+            if "tools" in kinds:
+                tools = await _all_tools(client, cache) if caps.tools is not None else []
+        except Exception:
+            if first:
+                raise
+            _log.debug("listing the tools of MCP server %s again failed", self.name, exc_info=True)
+        with contextlib.suppress(Exception):
+            if "prompts" in kinds and caps.prompts is not None:
+                prompts = list((await client.list_prompts(cache_mode=cache)).prompts)
+        with contextlib.suppress(Exception):
+            if "resources" in kinds and caps.resources is not None:
+                resources = list((await client.list_resources(cache_mode=cache)).resources)
+        if not first and (tools, prompts, resources) == (self.tools, self.prompts, self.resources):
+            return
+        self.tools, self.prompts, self.resources = tools, prompts, resources
+        self.revision += 1
+        if not first and self.state == "ready" and self.on_change is not None:
+            self.on_change()
+
+    async def _watch(self, client: Client, opened: asyncio.Future[None]) -> None:
+        """A 2026 connection: its list changes come on a ``subscriptions/listen`` stream (they reach
+        ``_on_message`` too). A stream that drops is opened again and the lists fetched again; a server that
+        refuses one is not asked again."""
+        caps = client.server_capabilities
+        tools = bool(caps.tools and caps.tools.list_changed)
+        prompts = bool(caps.prompts and caps.prompts.list_changed)
+        resources = bool(caps.resources and caps.resources.list_changed)
+        pause = LISTEN_PAUSE
+        try:
+            while tools or prompts or resources:
+                try:
+                    async with client.listen(
+                        tools_list_changed=tools,
+                        prompts_list_changed=prompts,
+                        resources_list_changed=resources,
+                    ) as stream:
+                        if opened.done():  # opened again: what changed meanwhile is unknown
+                            self._mark(*KINDS)
+                        else:
+                            opened.set_result(None)
+                        pause = LISTEN_PAUSE
+                        async for _event in stream:
+                            pass
+                except Exception:
+                    _log.debug("the list-change stream of MCP server %s ended", self.name, exc_info=True)
+                    if not opened.done():
+                        return  # refused: the lists stay as listed at the start
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 60.0)
+        finally:
+            if not opened.done():
+                opened.set_result(None)
 
     async def start(self) -> bool:
         """Connect (within the start timeout); True when ready. A failure sets ``error``."""
@@ -124,30 +258,69 @@ class ServerConn:
             return True
         self.state = "starting"
         began = time.perf_counter()
-        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._task = asyncio.create_task(self._hold(ready), name=f"nbagent-mcp-{self.name}")
         try:
             async with asyncio.timeout(self.spec.start_timeout):
-                await ready
+                try:
+                    await self._open()
+                except Exception as exc:
+                    status = self._answers.not_streamable() if self._answers is not None else None
+                    if status is None or not self.spec.fallback_sse or self.transport != "http":
+                        raise
+                    await self._open_sse(status, exc)
         except TimeoutError:
             await self._cancel()
             self._fail(f"did not start within {self.spec.start_timeout:g}s")
             return False
         except Exception as exc:
             await self._cancel()
-            self._fail(_describe(exc))
+            self._fail(describe(exc))
             return False
         self.started_in = time.perf_counter() - began
         self.state, self.error = "ready", ""
         return True
 
+    async def _open(self) -> None:
+        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._task = asyncio.create_task(self._hold(ready), name=f"nbagent-mcp-{self.name}")
+        await ready
+
+    async def _open_sse(self, status: int, exc: Exception) -> None:
+        """The URL is no streamable HTTP endpoint (``status``): SSE, kept for restarts when it works."""
+        await self._cancel()
+        self.transport = "sse"
+        try:
+            await self._open()
+        except BaseException as sse:  # the start timeout too: a restart tries streamable HTTP again
+            self.transport = "http"
+            if not isinstance(sse, Exception):
+                raise
+            raise Unreachable(
+                f"is no streamable HTTP endpoint (HTTP {status}: {describe(exc)}) and SSE failed too:"
+                f' {describe(sse)}; check "url"'
+            ) from None
+
     def _fail(self, why: str) -> None:
         self.state = "failed"
-        where = self.spec.url or " ".join(self.spec.command)
         tail = self.stderr_tail()
-        self.error = f"MCP server '{self.name}' ({where}) {why}." + (
-            f" Its stderr ends: {tail}" if tail else ""
+        self.error = self.redact(
+            f"MCP server '{self.name}' ({self._shown()}) {why}."
+            + (f" Its stderr ends: {tail}" if tail else "")
         )
+
+    def _shown(self) -> str:
+        """The command or URL as the config wrote it (``ServerSpec.shown``; a spec made in code: as is)."""
+        return self.spec.shown or self.spec.url or " ".join(self.spec.command)
+
+    def redact(self, text: str) -> str:
+        """``text`` without what the config's variables put in the URL, command and headers (errors reach
+        ``/mcp``, the sidebar and notebook outputs): the URL as written, header values masked."""
+        spec, shown = self.spec, self._shown()
+        if spec.url:
+            text = text.replace(spec.url, shown)
+        secrets = [*spec.headers.values(), *spec.env.values(), *(a for a in spec.command if a not in shown)]
+        for value in sorted({v for v in secrets if len(v) >= 6}, key=len, reverse=True):
+            text = text.replace(value, "***")
+        return text
 
     def stderr_tail(self) -> str:
         if self._log is None:
@@ -162,8 +335,9 @@ class ServerConn:
     async def _cancel(self) -> None:
         task, self._task = self._task, None
         if task is not None and not task.done():
-            if self._stop is not None:
+            if self._stop is not None and self._wake is not None:
                 self._stop.set()
+                self._wake.set()
             try:
                 async with asyncio.timeout(5):
                     await asyncio.gather(task, return_exceptions=True)
@@ -206,7 +380,9 @@ class ServerConn:
             raise
         except Exception as exc:
             if await self._alive(client):
-                raise ToolFailure(f"{what} on MCP server '{self.name}' failed: {_describe(exc)}") from None
+                raise ToolFailure(
+                    self.redact(f"{what} on MCP server '{self.name}' failed: {describe(exc)}")
+                ) from None
             raise ToolFailure(await self._restart(what, exc)) from None
 
     async def _alive(self, client: Client) -> bool:
@@ -214,7 +390,7 @@ class ServerConn:
             return False
         try:
             async with asyncio.timeout(2):
-                if self.spec.transport == "http":  # ping is gone from the 2026 protocol
+                if self.transport == "http":  # ping is gone from the 2026 protocol
                     await client.list_tools(cache_mode="bypass")
                 else:
                     with warnings.catch_warnings():  # the legacy protocol (stdio, SSE) still has it
@@ -225,7 +401,7 @@ class ServerConn:
         return True
 
     async def _restart(self, what: str, exc: BaseException) -> str:
-        crashed = f"MCP server '{self.name}' stopped during {what} ({_describe(exc)})"
+        crashed = self.redact(f"MCP server '{self.name}' stopped during {what} ({describe(exc)})")
         async with self._lock:
             await self._cancel()
             self.state = "idle"
@@ -238,25 +414,16 @@ class ServerConn:
             return f"{crashed}; restarting it failed: {self.error}"
 
 
-async def _all_tools(client: Client) -> list[mt.Tool]:
+async def _all_tools(client: Client, cache: CacheMode = "use") -> list[mt.Tool]:
     tools: list[mt.Tool] = []
     cursor: str | None = None
     for _ in range(100):
-        page = await client.list_tools(cursor=cursor)
+        page = await client.list_tools(cursor=cursor, cache_mode=cache)
         tools += page.tools
         cursor = page.next_cursor
         if not cursor:
             break
     return tools
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, BaseExceptionGroup):
-        return "; ".join(_describe(e) for e in exc.exceptions[:3])
-    text = str(exc).strip()
-    if isinstance(exc, FileNotFoundError):
-        return f'the program was not found ({exc.filename or text}); install it or fix "command"'
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class McpHub:

@@ -93,6 +93,7 @@ class ServerSpec(BaseModel):
     source: str = ""  # the file that defined it
     shown: str = ""  # the command or URL as the file wrote it: variables not substituted, no query string
     project: bool = False  # defined by the project: runs only in a trusted folder
+    fallback_sse: bool = False  # "http" not said ("remote", a bare "url"): SSE when it is no such endpoint
 
 
 class McpConfig(BaseModel):
@@ -213,7 +214,11 @@ def parse_server(
             raise ValueError('a remote server needs "url": "http(s)://..."')
         transport: Transport = "sse" if kind == "sse" else "http"
         return ServerSpec(
-            transport=transport, url=url, headers=_str_map(raw.get("headers"), "headers"), **common
+            transport=transport,
+            url=url,
+            headers=_str_map(raw.get("headers"), "headers"),
+            fallback_sse=kind in ("remote", None),
+            **common,
         )
     if kind not in (None, "local", "stdio"):
         raise ValueError(f'unknown type {kind!r}: use "local"/"stdio", "remote"/"http" or "sse"')

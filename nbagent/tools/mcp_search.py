@@ -2,6 +2,9 @@
 
 The model searches by keywords (or ``select:NAME,NAME``); the tools found are loaded into the session
 and can be called from the next step on. Only MCP tools are deferred; built-in tools are always sent.
+
+``plan`` decides which MCP tools are sent, ``merge`` puts them among the session's tools; both run when
+the servers start and again when a server changes its tools (``core/mcp_session.py``).
 """
 
 from __future__ import annotations
@@ -17,6 +20,36 @@ from nbagent.tools.base import Tool, ToolContext, ToolFailure, ToolResult
 MAX_RESULTS = 10
 LOAD_KEY = "tool_search_load"  # tool_state: adds tools to the calling session (core/mcp_session.py)
 _WORD = re.compile(r"[a-z0-9]+")
+
+
+def plan(
+    tools: list[Tool[Any]], loaded: set[str], fits: Callable[[list[Tool[Any]]], bool]
+) -> tuple[list[Tool[Any]], int]:
+    """The MCP tools to send, and how many wait behind ``tool_search``: all of them when the schemas of
+    the ``mcp__`` ones ``fits`` the budget; else those sent already (``loaded``) and ``tool_search`` for the
+    others, so a server that adds tools over the budget does not push out the ones in use."""
+    remote = [t for t in tools if t.name.startswith("mcp__")]
+    rest = [t for t in remote if t.name not in loaded]
+    if not rest or fits(remote):
+        return tools, 0
+    held = {t.name for t in rest}
+    return [ToolSearchTool(rest), *(t for t in tools if t.name not in held)], len(rest)
+
+
+def merge(
+    current: list[Tool[Any]], wanted: list[Tool[Any]], ours: Callable[[Tool[Any]], bool]
+) -> list[Tool[Any]]:
+    """``current`` with its MCP tools (``ours``) replaced by ``wanted``: a tool that stays keeps its place
+    (the cached prompt prefix), a new one comes last, a gone one leaves."""
+    taken = {t.name for t in current if not ours(t)}  # never replaced by an MCP tool of the same name
+    by_name = {t.name: t for t in wanted if t.name not in taken}
+    out: list[Tool[Any]] = []
+    for tool in current:
+        if not ours(tool):
+            out.append(tool)
+        elif tool.name in by_name:
+            out.append(by_name.pop(tool.name))
+    return [*out, *by_name.values()]
 
 
 class SearchArgs(BaseModel):

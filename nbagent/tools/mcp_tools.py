@@ -3,7 +3,8 @@
 Each call is permission-gated with the tool's name as the rule key (``"mcp__github__*": "allow"``
 works), bounded like any tool output; images become attachments, embedded resources and resource
 links are described, structured content is shown as JSON when there is no text. A result with
-``is_error`` is a tool error. The session wiring: ``core/mcp_session.py``.
+``is_error`` is a tool error. A tool the server no longer offers (it changed its list while the session
+ran) answers that it is gone. The session wiring: ``core/mcp_session.py``.
 """
 
 from __future__ import annotations
@@ -66,6 +67,12 @@ class McpTool(Tool[McpArgs]):
         }
 
     async def run(self, args: McpArgs, ctx: ToolContext) -> ToolResult:
+        if not any(t.name == self.remote.name for t in self.conn.tools):
+            offered = ", ".join(tool_name(self.conn.name, t.name) for t in self.conn.tools[:30]) or "none"
+            raise ToolFailure(
+                f"The MCP server '{self.conn.name}' no longer offers the tool '{self.remote.name}': it was"
+                f" removed while the session ran. Its tools now: {offered}."
+            )
         arguments = args.model_dump()
         shown = json.dumps(arguments, ensure_ascii=False)
         await ctx.ask(

@@ -142,3 +142,24 @@ def test_what_mcp_shows_of_a_server_keeps_secrets_out(tmp_path: Path) -> None:
     assert "`prog --token ${TOKEN}`" in text and f"(from {root / '.mcp.json'})" in text
     assert "`https://mcp.example.test:8443/mcp`" in text and "`${BASE:-http://localhost:1}/mcp`" in text
     assert "tok-123" not in text and "s3cret" not in text and "pw@" not in text
+
+
+async def test_a_failed_server_error_keeps_secrets_out(tmp_path: Path) -> None:
+    """A remote server that cannot be reached: its error (shown by /mcp, the sidebar, notices) names the
+    URL as written and masks what variables put in the URL and headers."""
+    from nbagent.ext.mcp_client import McpHub
+
+    root = tmp_path / "proj"
+    root.mkdir()
+    url = "http://127.0.0.1:9/mcp?key=${KEY}"
+    servers = {
+        "web": {"type": "http", "url": url, "headers": {"Authorization": "Bearer ${KEY}"}, "timeout": 5}
+    }
+    (root / ".mcp.json").write_text(json.dumps({"mcpServers": servers}))
+    hub = McpHub(load_mcp_config(root, env={"KEY": "s3cret-value"}))
+    try:
+        await hub.start_all(trusted=True)
+        error = hub.servers["web"].error
+    finally:
+        await hub.close()
+    assert error.startswith("MCP server 'web' (http://127.0.0.1:9/mcp)") and "s3cret-value" not in error

@@ -127,7 +127,7 @@ class ToolCalls:
         s = self.session
         tool: Tool[Any] | None = s.tools_by_name.get(part.tool)
         if tool is None:
-            names = ", ".join(sorted(s.tools_by_name))
+            names = ", ".join(sorted(t.name for t in s.tools))  # the offered ones (not a removed MCP tool)
             self._fail(part, f"Unknown tool '{part.tool}'. Available tools: {names}.")
             return None
         raw = self._raw(part) or "{}"

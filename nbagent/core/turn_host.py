@@ -33,7 +33,8 @@ class TurnHost(Protocol):
     usage: Usage
     provider: Provider
     policy: PermissionPolicy
-    tools_by_name: dict[str, Tool[Any]]
+    tools: list[Tool[Any]]  # the ones offered to the model
+    tools_by_name: dict[str, Tool[Any]]  # every callable one (a removed MCP tool answers that it is gone)
     hooks_started: bool
 
     @property

@@ -71,6 +71,7 @@ CLAUDE_FILE = ".mcp.json"
 DEFAULT_START_TIMEOUT = 30.0
 DEFAULT_CALL_TIMEOUT = 300.0
 DEFAULT_TOOL_BUDGET = 0.10
+MS_THRESHOLD = 1000  # a start "timeout" this large in nbagent.json was meant in milliseconds
 _NAME_OK = re.compile(r"[^A-Za-z0-9_-]")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -282,13 +283,28 @@ def _add(config: McpConfig, layer: Layer, *, env: Mapping[str, str], root: Path)
                 spec = parse_server(str(name), entry, source=str(source), project=layer.project, env=None)
                 spec.shown = shown_where(raw)
             else:
-                entry = claude_entry(raw) if layer.shape == "claude" else raw
+                entry = (
+                    claude_entry(raw) if layer.shape == "claude" else _seconds(raw, str(name), source, config)
+                )
                 spec = parse_server(str(name), entry, source=str(source), project=layer.project, env=env)
                 spec.shown = shown_where(entry)
         except ValueError as exc:
             config.errors.append(f"MCP server '{name}' ({source}): {exc}. It is left out.")
             continue
         config.servers[str(name)] = spec  # a later definition replaces an earlier one
+
+
+def _seconds(raw: Any, name: str, source: Path, config: McpConfig) -> Any:
+    """nbagent.json's ``"timeout"`` is in seconds; OpenCode's (same shape, often pasted) in milliseconds. A
+    start timeout of 1000 or more can only be milliseconds: read so, and said, to be fixed."""
+    value = raw.get("timeout") if isinstance(raw, dict) else None
+    if not isinstance(value, int | float) or isinstance(value, bool) or value < MS_THRESHOLD:
+        return raw
+    config.errors.append(
+        f"MCP server '{name}' ({source}): \"timeout\": {value:g} is read as {value / 1000:g} s (milliseconds,"
+        f" as OpenCode writes it); nbagent.json takes seconds: write {value / 1000:g}."
+    )
+    return {**raw, "timeout": value / 1000}
 
 
 def _nbagent_layer(path: Path | None, project: bool, config: McpConfig) -> Layer | None:

@@ -163,3 +163,18 @@ async def test_a_failed_server_error_keeps_secrets_out(tmp_path: Path) -> None:
     finally:
         await hub.close()
     assert error.startswith("MCP server 'web' (http://127.0.0.1:9/mcp)") and "s3cret-value" not in error
+
+
+def test_an_opencode_block_pasted_into_nbagent_json_keeps_its_timeout_meaning(tmp_path: Path) -> None:
+    """OpenCode writes "timeout" in milliseconds, nbagent.json in seconds: 5000 is read as 5 s, and said."""
+    root = tmp_path / "proj"
+    root.mkdir()
+    servers = {
+        "pasted": {"type": "local", "command": ["prog"], "timeout": 5000},
+        "ours": {"type": "local", "command": ["prog"], "timeout": 45},
+    }
+    (root / "nbagent.json").write_text(json.dumps({"mcp": servers}))
+    config = load_mcp_config(root, env={})
+    assert config.servers["pasted"].start_timeout == 5 and config.servers["ours"].start_timeout == 45
+    assert any("'pasted'" in e and "write 5" in e for e in config.errors)
+    assert not any("'ours'" in e for e in config.errors)

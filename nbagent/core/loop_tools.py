@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from nbagent.core.events import ToolCallCompleted, ToolCallError, ToolCallRunning
 from nbagent.core.messages import ToolCompleted, ToolError, ToolPart, ToolRunning
 from nbagent.core.text import strip_ansi
-from nbagent.core.tool_steps import finish_call, prepare_call
+from nbagent.core.tool_steps import Refused, finish_call, prepare_call
 from nbagent.tools.base import PermissionQuery, PermissionRejected, Tool, ToolFailure
 
 if TYPE_CHECKING:
@@ -143,8 +143,8 @@ class ToolCalls:
             self._fail(part, "The arguments must be a JSON object.")
             return None
         prepared = await prepare_call(s, tool, data)
-        if isinstance(prepared, str):
-            self._fail(part, prepared, data)
+        if isinstance(prepared, Refused):
+            self._fail(part, prepared.reason, prepared.data)
             return None
         args, data = prepared.args, prepared.data
         started = time.time()

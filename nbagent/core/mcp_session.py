@@ -445,7 +445,7 @@ def mcp_list(root: Path) -> int:
         print(mcp.describe())
         return 0
     trust = ProjectTrust(root, project_code_sources(root, load_config(root)))
-    trusted = trust.forced or trust.store.is_trusted(root, trust.digest)
+    trusted = trust.trusted_now()
 
     async def run() -> str:
         hub = mcp._new_hub()

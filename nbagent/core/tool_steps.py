@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from nbagent.core.turn_host import TurnHost
     from nbagent.tools.base import Tool, ToolContext, ToolResult
 
-__all__ = ["Finished", "Prepared", "finish_call", "invalid_arguments", "prepare_call"]
+__all__ = ["Finished", "Prepared", "Refused", "finish_call", "invalid_arguments", "prepare_call"]
 
 
 @dataclass
@@ -48,38 +48,57 @@ def invalid_arguments(tool: str, exc: ValidationError) -> str:
     return f"Invalid arguments for {tool}: {problems}. Fix them and call again."
 
 
-async def prepare_call(s: TurnHost, tool: Tool[Any], data: dict[str, Any]) -> Prepared | str:
-    """The call to run, or why it must not run (an error for the caller)."""
+@dataclass
+class Refused:
+    """Why the call must not run (an error for the caller), and its input as far as it got."""
+
+    reason: str
+    data: dict[str, Any]
+
+
+async def prepare_call(s: TurnHost, tool: Tool[Any], data: dict[str, Any]) -> Prepared | Refused:
+    """The call to run, or why it must not run."""
     try:
         args = tool.parse(data)
     except ValidationError as exc:
-        return invalid_arguments(tool.name, exc)
+        return Refused(invalid_arguments(tool.name, exc), data)
     pre = await s.run_hook("PreToolUse", {"tool_input": data}, tool_name=tool.name)
     if pre.blocked or pre.permission_decision == "deny" or pre.stop:
-        return f"Blocked by a PreToolUse hook: {pre.reason or pre.stop_reason or 'no reason given'}"
+        return Refused(
+            f"Blocked by a PreToolUse hook: {pre.reason or pre.stop_reason or 'no reason given'}", data
+        )
     if pre.updated_input is not None:
         try:
             args = tool.parse(pre.updated_input)
         except ValidationError as exc:
-            return f"A PreToolUse hook rewrote the input into an invalid one: {exc.errors()[0]['msg']}"
+            return Refused(
+                f"A PreToolUse hook rewrote the input into an invalid one: {exc.errors()[0]['msg']}", data
+            )
         data = pre.updated_input
     rewritten = await plugin_before(s, tool, data)  # plugins may rewrite or refuse
     if isinstance(rewritten, str):
-        return rewritten
+        return Refused(rewritten, data)
     if rewritten is not None:
         args, data = rewritten
     return Prepared(args, data, pre.permission_decision, pre.reason)
 
 
 async def finish_call(
-    s: TurnHost, tool: Tool[Any], data: dict[str, Any], result: ToolResult, ctx: ToolContext
+    s: TurnHost,
+    tool: Tool[Any],
+    data: dict[str, Any],
+    result: ToolResult,
+    ctx: ToolContext,
+    *,
+    memory_note: bool = True,
 ) -> Finished:
     """The result as the session keeps it. Known secrets and terminal colour codes never enter the
-    session (nor the model's context, the store, the events)."""
+    session (nor the model's context, the store, the events). ``memory_note``: a ``read`` brings the
+    nested AGENTS.md it reaches first (once per session: not for a call served to another agent)."""
     output = s.scrub(strip_ansi(result.output))
     title, metadata = s.scrub(result.title), s.scrubber.json(result.metadata)
     file_path = data.get("file_path")
-    if tool.name == "read" and isinstance(file_path, str):
+    if memory_note and tool.name == "read" and isinstance(file_path, str):
         output += s.nested_memory_note(ctx.resolve(file_path))
     output = s.scrub(await plugin_after(s, tool.name, data, output))
     post = await s.run_hook(

@@ -39,7 +39,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from nbagent.core.errors import ToolFailure
 from nbagent.core.private import cache_dir, private_dir
 from nbagent.ext.mcp_config import McpConfig, ServerSpec, Transport
-from nbagent.ext.mcp_failures import Answers, Unreachable, describe
+from nbagent.ext.mcp_failures import Answers, Unreachable, describe, url_secrets
 
 State = Literal["idle", "starting", "ready", "failed", "disabled", "untrusted"]
 Kind = Literal["tools", "prompts", "resources"]
@@ -50,6 +50,7 @@ LIST_CHANGED: dict[type[Any], Kind] = {
     mt.PromptListChangedNotification: "prompts",
     mt.ResourceListChangedNotification: "resources",
 }
+RELIST_TIMEOUT = 30.0  # seconds for a server to list again what it said changed
 LISTEN_PAUSE = 1.0  # seconds before a dropped subscriptions/listen stream is opened again (doubling)
 _log = logging.getLogger(__name__)
 
@@ -170,7 +171,11 @@ class ServerConn:
                         if stop.is_set():
                             break
                         kinds, self._pending = tuple(self._pending), set()
-                        await self._list(client, kinds, first=False)
+                        try:  # a server that never answers must not hold every later model step
+                            async with asyncio.timeout(min(self.spec.call_timeout, RELIST_TIMEOUT)):
+                                await self._list(client, kinds, first=False)
+                        except TimeoutError:
+                            _log.warning("MCP server %s did not list its %s again in time", self.name, kinds)
                 finally:
                     if watch is not None:
                         watch.cancel()
@@ -179,8 +184,8 @@ class ServerConn:
             if not ready.done():
                 ready.set_exception(exc if isinstance(exc, Exception) else RuntimeError(repr(exc)))
             elif self.state == "ready" and not isinstance(exc, asyncio.CancelledError):
-                self.state = "failed"
-                self.error = f"the connection ended: {describe(exc)}"
+                self.error = self.redact(f"the connection ended: {describe(exc)}")
+                self.state = "failed"  # after the error: the sidebar's refresh shows this one
             if isinstance(exc, asyncio.CancelledError):
                 raise
         finally:
@@ -312,12 +317,16 @@ class ServerConn:
         return self.spec.shown or self.spec.url or " ".join(self.spec.command)
 
     def redact(self, text: str) -> str:
-        """``text`` without what the config's variables put in the URL, command and headers (errors reach
-        ``/mcp``, the sidebar and notebook outputs): the URL as written, header values masked."""
+        """``text`` without what the config puts in the URL, command, headers and environment (errors reach
+        ``/mcp``, the sidebar and notebook outputs): the URL as written, the values masked, and each word
+        of a header value (a token after "Bearer") too."""
         spec, shown = self.spec, self._shown()
+        secrets = [*spec.env.values(), *(a for a in spec.command if a not in shown)]
+        for value in spec.headers.values():
+            secrets += [value, *value.split()]
         if spec.url:
+            secrets += url_secrets(spec.url)
             text = text.replace(spec.url, shown)
-        secrets = [*spec.headers.values(), *spec.env.values(), *(a for a in spec.command if a not in shown)]
         for value in sorted({v for v in secrets if len(v) >= 6}, key=len, reverse=True):
             text = text.replace(value, "***")
         return text

@@ -49,7 +49,6 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, Field
 
@@ -167,22 +166,27 @@ def _timeout(raw: dict[str, Any], key: str, default: float) -> float:
 
 def shown_where(raw: Any) -> str:
     """What ``/mcp`` and the sidebar show of a server's entry: the command or the URL as written (a
-    secret that comes from a variable stays a variable; a URL loses its query and credentials), since
-    ``/mcp`` output can be saved in a notebook."""
+    secret that comes from a variable stays a variable; a URL loses its query, fragment and credentials),
+    since ``/mcp`` output can be saved in a notebook."""
     if not isinstance(raw, dict):
         return ""
     url = raw.get("url")
     if isinstance(url, str):
-        if "${" in url or "{env:" in url:
-            return url.split("?", 1)[0]
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        host += f":{parts.port}" if parts.port else ""
-        return urlunsplit((parts.scheme, host, parts.path, "", ""))
+        return display_url(url)
     command, args = raw.get("command"), raw.get("args")
     words = [command] if isinstance(command, str) else command if isinstance(command, list) else []
     words += args if isinstance(args, list) else []
     return " ".join(str(w) for w in words)
+
+
+def display_url(url: str) -> str:
+    """``url`` without its query, fragment and ``user:password@``."""
+    base = url.split("#", 1)[0].split("?", 1)[0]
+    scheme, sep, rest = base.partition("://")
+    if not sep:
+        return base
+    authority, slash, path = rest.partition("/")
+    return f"{scheme}://{authority.rpartition('@')[2]}{slash}{path}"
 
 
 def parse_server(
@@ -192,13 +196,13 @@ def parse_server(
     variables were substituted already (an OpenCode file's)."""
     if not isinstance(raw, dict):
         raise ValueError("must be an object")
+    kind = raw.get("type")  # as written: an error naming it never shows what a variable holds
     try:
         raw = raw if env is None else _expand_all(raw, env)
     except _Missing as exc:
         raise ValueError(
             f"uses ${{{exc.args[0]}}}, which is not set; set it or give a default: ${{{exc.args[0]}:-value}}"
         ) from None
-    kind = raw.get("type")
     common: dict[str, Any] = {
         "name": name,
         "enabled": raw.get("enabled", not raw.get("disabled", False)) is not False,

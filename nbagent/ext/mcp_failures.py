@@ -4,8 +4,9 @@ group of errors) and the answers that show a URL is no streamable HTTP endpoint 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
 
-__all__ = ["NOT_STREAMABLE", "Answers", "Unreachable", "describe"]
+__all__ = ["NOT_STREAMABLE", "Answers", "Unreachable", "describe", "url_secrets"]
 
 NOT_STREAMABLE = (400, 404, 405, 406, 415)  # the answer of a URL that is no streamable HTTP endpoint
 
@@ -41,3 +42,13 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, FileNotFoundError):
         return f'the program was not found ({exc.filename or text}); install it or fix "command"'
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def url_secrets(url: str) -> list[str]:
+    """What in a URL may be a secret: its query values and its credentials, as written and decoded."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return []
+    found = [v for _k, v in parse_qsl(parts.query)] + [p for p in (parts.username, parts.password) if p]
+    return [*found, *(unquote(v) for v in found), parts.query]

@@ -216,20 +216,21 @@ def opencode_layers(paths: list[Path], *, project: bool, errors: list[str]) -> l
 
 def import_choice(sections: list[Any], errors: list[str], sources: list[Path]) -> set[Tool]:
     """Which tools' files to read, from ``"mcp": {"import": ...}`` of the user's then the project's
-    ``nbagent.json`` (the later one wins): ``false``, ``true`` or a list of ``"claude"``/``"opencode"``."""
+    ``nbagent.json``: ``false``, ``true`` or a list of ``"claude"``/``"opencode"``. Each file can only
+    narrow the choice (the user's files are the user's servers: a project cannot turn their import back on)."""
     chosen: set[Tool] = set(TOOLS)
     for section, source in zip(sections, sources, strict=True):
         if not isinstance(section, dict) or "import" not in section:
             continue
         value = section["import"]
         if isinstance(value, bool):
-            chosen = set(TOOLS) if value else set()
+            chosen &= set(TOOLS) if value else set()
         elif isinstance(value, list) and all(v in TOOLS for v in value):
-            chosen = {t for t in TOOLS if t in value}
+            chosen &= {t for t in TOOLS if t in value}
         else:
             errors.append(
                 f'{source}: mcp.import must be true, false or a list of "claude"/"opencode", got {value!r};'
-                " both are read."
+                " it is ignored."
             )
     return chosen
 
@@ -269,11 +270,13 @@ def _file_text(name: str, folder: Path) -> str:
     path = Path.home() / name[2:] if name.startswith("~/") else folder / name
     if not path.is_file():
         raise ValueError(f"{{file:{name}}}: {path} does not exist or is not a regular file")
-    if path.stat().st_size > MAX_FILE:
-        raise ValueError(f"{{file:{name}}}: {path} is larger than {MAX_FILE} bytes")
     try:
-        return path.read_text(encoding="utf-8").strip()
-    except (OSError, ValueError) as exc:
+        with path.open("rb") as f:
+            data = f.read(MAX_FILE + 1)  # not st_size: /proc files say 0
+        if len(data) > MAX_FILE:
+            raise ValueError(f"{{file:{name}}}: {path} is larger than {MAX_FILE} bytes")
+        return data.decode("utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
         raise ValueError(f"{{file:{name}}}: {path} cannot be read ({exc})") from None
 
 

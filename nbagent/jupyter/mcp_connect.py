@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import secrets
 import signal
 import sys
 import time
@@ -57,7 +58,8 @@ def _servers(url: str | None, token: str | None) -> list[dict[str, Any]]:
 def _sessions(server: dict[str, Any]) -> list[dict[str, Any]]:
     headers = {"Authorization": f"token {server.get('token') or ''}"}
     try:
-        reply = httpx.get(server["url"] + "api/sessions", headers=headers, timeout=10)
+        with _http() as http:
+            reply = http.get(server["url"] + "api/sessions", headers=headers)
     except httpx.HTTPError as exc:
         raise ServeError(
             f"Cannot reach the Jupyter server at {server['url']}: {exc}.",
@@ -68,9 +70,23 @@ def _sessions(server: dict[str, Any]) -> list[dict[str, Any]]:
             f"The Jupyter server at {server['url']} refused the token ({reply.status_code}).",
             "Pass the server's token with --token (or JUPYTER_TOKEN).",
         )
-    reply.raise_for_status()
-    found: list[dict[str, Any]] = reply.json()
-    return found
+    try:
+        reply.raise_for_status()
+        found = reply.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise ServeError(
+            f"The Jupyter server at {server['url']} did not list its sessions: {exc}.",
+            "Check that the address is a Jupyter server (--url).",
+        ) from exc
+    if not isinstance(found, list):
+        raise ServeError(f"The Jupyter server at {server['url']} answered no list of sessions.", "")
+    return [s for s in found if isinstance(s, dict)]
+
+
+def _http() -> httpx.Client:
+    """Straight to the server: no proxy from the environment (the token must not go through one, and a
+    proxy would answer for a server that is gone)."""
+    return httpx.Client(trust_env=False, timeout=10)
 
 
 def find_notebook(notebook: Path | None, url: str | None = None, token: str | None = None) -> OpenNotebook:
@@ -158,16 +174,24 @@ def _execute(client: Any, code: str, expression: str | None, what: str) -> dict[
             return content
 
 
-def _start_code(notebook: Path | None, port: int) -> str:
+def _start_code(notebook: Path | None, port: int, nonce: str) -> str:
+    deadline = time.time() + START_TIMEOUT  # a request still queued after it starts nothing
     return (
         "get_ipython().run_line_magic('load_ext', 'nbagent')\n"
-        f"await {MODULE}.serve_for_terminal({str(notebook or '')!r}, {port})\n"
+        f"await {MODULE}.serve_for_terminal({str(notebook or '')!r}, {port}, {nonce!r}, {deadline!r})\n"
     )
 
 
-def start(client: Any, target: OpenNotebook, port: int) -> dict[str, Any]:
-    """Have the kernel start its MCP server; what it said (url, token, view) or a ServeError."""
-    content = _execute(client, _start_code(target.local, port), f"{MODULE}.take_info()", "start the server")
+def start(client: Any, target: OpenNotebook, port: int, nonce: str) -> dict[str, Any]:
+    """Have the kernel start its MCP server; what it said (url, token, view) or a ServeError. Interrupted
+    while the kernel is busy, the start is cancelled by a request queued behind it."""
+    code = _start_code(target.local, port, nonce)
+    try:
+        content = _execute(client, code, f"{MODULE}.take_info()", "start the server")
+    except (KeyboardInterrupt, ServeError):
+        client.execute(f"{MODULE}.cancel_for_terminal({nonce!r})", silent=True, store_history=False)
+        time.sleep(0.2)  # the request leaves before the channels close
+        raise
     if content.get("status") != "ok":
         name, value = content.get("ename", "Error"), content.get("evalue", "")
         if name in ("ModuleNotFoundError", "ImportError") and "nbagent" in value:
@@ -189,7 +213,8 @@ def start(client: Any, target: OpenNotebook, port: int) -> dict[str, Any]:
 
 def _running(url: str) -> bool:
     try:
-        httpx.get(url, timeout=5)  # 401 without the token: the server is there
+        with _http() as http:
+            http.get(url)  # 401 without the token: the server is there
     except httpx.TransportError:
         return False
     return True
@@ -215,24 +240,24 @@ def banner(target: OpenNotebook, info: dict[str, Any]) -> str:
 
 
 def serve(notebook: Path | None, url: str | None, token: str | None, port: int) -> int:
-    """``nbagent mcp serve``: start, print, wait; Ctrl+C stops the server."""
+    """``nbagent mcp serve``: start, print, wait; Ctrl+C (or SIGTERM) stops the server."""
     target = find_notebook(notebook, url, token)
     client = _client(target.kernel_id)
+    nonce = secrets.token_hex(8)  # names this terminal's server in the kernel
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        info = start(client, target, port)
+        info = start(client, target, port, nonce)
         print(banner(target, info), flush=True)
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
         try:
             while _running(info["url"]):
                 time.sleep(POLL)
             print("The MCP server stopped (in the notebook, or the kernel restarted).", flush=True)
         except KeyboardInterrupt:
             print("\nStopping the MCP server...", file=sys.stderr, flush=True)
-            _execute(client, f"{MODULE}.stop_for_terminal({info['url']!r})", None, "stop the server")
+            _execute(client, f"{MODULE}.stop_for_terminal({nonce!r})", None, "stop the server")
             print("The MCP server stopped.", flush=True)
-        finally:
-            signal.signal(signal.SIGTERM, previous)
     finally:
+        signal.signal(signal.SIGTERM, previous)
         client.stop_channels()
     return 0
 

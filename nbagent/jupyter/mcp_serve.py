@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from nbagent.core.errors import PermissionRejected, ToolFailure
 from nbagent.core.events import Event, ToolCallCompleted, ToolCallError, ToolCallRunning
 from nbagent.core.messages import new_id
-from nbagent.core.tool_steps import Prepared, finish_call, prepare_call
+from nbagent.core.tool_steps import Prepared, Refused, finish_call, prepare_call
 from nbagent.ext.mcp_server import HttpServer, ToolOutcome, ToolServer, client_snippets, new_token
 from nbagent.jupyter.cells import CellError, CellOptions
 from nbagent.tools.base import PermissionQuery, Tool, ToolContext
@@ -150,8 +150,8 @@ class KernelMCP:
         return self._own_session
 
     async def run(self, name: str, data: dict[str, Any]) -> ToolOutcome:
-        """One served call, on the kernel's loop, as the agent loop runs a tool (rules, scrubbing)."""
-        task = asyncio.current_task()
+        """One served call, on the kernel's loop, as the agent loop runs a tool: hooks, plugins, rules,
+        scrubbing (``core/tool_steps.py``); its card and any question show in the serve cell."""
         try:
             session = self.session()
         except CellError as exc:
@@ -160,34 +160,43 @@ class KernelMCP:
         if tool is None:
             return ToolOutcome(error=f"The notebook session has no tool '{name}'.")
         call_id = new_id("mcp")
-        prepared = await prepare_call(session, tool, data)  # hooks and plugins, as in the agent loop
-        if isinstance(prepared, str):
-            return self._failed(session, call_id, name, data, prepared)
-        args, data = prepared.args, prepared.data
         show = self._sink()
         show(ToolCallRunning(session_id=session.id, call_id=call_id, tool=name, input=data))
-        forward = contextlib.ExitStack()
-        if not session.busy:  # the broker's questions reach the serve cell (in a turn: the turn's view)
-            forward.enter_context(session.event_target(_Forward(show)))
+        task = asyncio.current_task()
         if task is not None:
-            self._calls.add(task)
+            self._calls.add(task)  # Stop in the cell cancels it, a slow hook included
         try:
-            ctx = self._context(session, call_id, prepared)
-            result = await tool.run(args, ctx)
-        except (PermissionRejected, ToolFailure) as exc:
-            return self._failed(session, call_id, name, data, str(exc))
+            with contextlib.ExitStack() as forward:
+                if not session.busy:  # questions and hook notices reach the serve cell (in a turn: its view)
+                    forward.enter_context(session.event_target(_Forward(show)))
+                return await self._run(session, tool, call_id, data)
         except asyncio.CancelledError:
             self._failed(session, call_id, name, data, "Stopped in the notebook.")
             raise
-        except Exception as exc:
-            return self._failed(session, call_id, name, data, f"The tool failed: {type(exc).__name__}: {exc}")
         finally:
-            forward.close()
             if task is not None:
                 self._calls.discard(task)
-        done = await finish_call(session, tool, data, result, ctx)
-        result = result.model_copy(update={"output": done.output, "title": done.title})
-        show(
+
+    async def _run(
+        self, session: Session, tool: Tool[Any], call_id: str, data: dict[str, Any]
+    ) -> ToolOutcome:
+        name = tool.name
+        prepared = await prepare_call(session, tool, data)
+        if isinstance(prepared, Refused):
+            return self._failed(session, call_id, name, prepared.data, prepared.reason)
+        data = prepared.data
+        try:
+            ctx = self._context(session, call_id, prepared)
+            result = await tool.run(prepared.args, ctx)
+        except (PermissionRejected, ToolFailure) as exc:
+            return self._failed(session, call_id, name, data, str(exc))
+        except Exception as exc:
+            return self._failed(session, call_id, name, data, f"The tool failed: {type(exc).__name__}: {exc}")
+        done = await finish_call(session, tool, data, result, ctx, memory_note=False)
+        result = result.model_copy(
+            update={"output": done.output, "title": done.title, "metadata": done.metadata}
+        )
+        self._sink()(
             ToolCallCompleted(
                 session_id=session.id,
                 call_id=call_id,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,13 +29,17 @@ if TYPE_CHECKING:
 ROLE = "mcp-serve"  # metadata.nbagent.role of the notebook cell that shows the served calls
 STOP_SOURCE = "%agent /mcp-serve stop"
 _info: dict[str, Any] = {}
+_cancelled: set[str] = set()  # nonces of terminals that gave up before their server started
 
 
 class TerminalMCP(KernelMCP):
     """A kernel MCP server whose address went to a terminal; its view is a cell of the live notebook."""
 
-    def __init__(self, agent: NotebookAgent, loop: asyncio.AbstractEventLoop, *, port: int = 0) -> None:
+    def __init__(
+        self, agent: NotebookAgent, loop: asyncio.AbstractEventLoop, *, port: int, nonce: str
+    ) -> None:
         super().__init__(agent, loop, port=port)
+        self.nonce = nonce  # names the terminal that started it
         self.frontend: Frontend | None = None
         self.cell_id: str | None = None
 
@@ -125,25 +130,42 @@ class TerminalMCP(KernelMCP):
         if _state.get("cell_id") == cell_id:
             return  # the view's own cell runs the stop: the page cleared it and shows the command's answer
         frontend.output(cell_id, {"output_type": "clear"})
-        text = "The MCP server stopped (its terminal's `nbagent mcp serve` ended it).\n"
+        text = "The MCP server stopped.\n"
         frontend.output(cell_id, {"output_type": "stream", "name": "stdout", "text": text})
 
 
 def _is_view_cell(cell: dict[str, Any]) -> bool:
+    """An earlier server's view cell: marked so, and still only the stop command (a cell that only claims
+    the role, with other code, is not reused: the user is told to run this cell)."""
     meta = cell.get("metadata") or {}
     mark = meta.get("nbagent") if isinstance(meta, dict) else None
-    return cell.get("cell_type") == "code" and isinstance(mark, dict) and mark.get("role") == ROLE
+    source = cell.get("source")
+    text = "".join(source) if isinstance(source, list) else source
+    return (
+        cell.get("cell_type") == "code"
+        and isinstance(mark, dict)
+        and mark.get("role") == ROLE
+        and isinstance(text, str)
+        and text.strip() == STOP_SOURCE
+    )
 
 
 def _display_output(data: dict[str, Any]) -> dict[str, Any]:
     return {"output_type": "display_data", "data": data, "metadata": {}}
 
 
-async def serve_for_terminal(notebook: str, port: int = 0) -> None:
-    """Start the kernel's MCP server for ``nbagent mcp serve``; :func:`take_info` tells how it went."""
+async def serve_for_terminal(notebook: str, port: int, nonce: str, deadline: float) -> None:
+    """Start the kernel's MCP server for ``nbagent mcp serve``; :func:`take_info` tells how it went.
+
+    The request may have waited behind a running cell: past ``deadline`` (the terminal gave up) or after
+    the terminal cancelled (:func:`cancel_for_terminal`, queued behind it), nothing starts, since nobody
+    would get the token."""
     from nbagent.jupyter.agent import current_agent
 
     _info.clear()
+    if time.time() > deadline or nonce in _cancelled:
+        _info.update(error="The terminal stopped waiting before the kernel was free; nothing was started.")
+        return
     try:
         agent = current_agent()
         if notebook and agent.notebook_path is None:
@@ -156,12 +178,13 @@ async def serve_for_terminal(notebook: str, port: int = 0) -> None:
                 " `nbagent mcp serve` that started it).",
             )
             return
-        server = TerminalMCP(agent, asyncio.get_running_loop(), port=port)
+        server = TerminalMCP(agent, asyncio.get_running_loop(), port=port, nonce=nonce)
         try:
             info = await server.open()
-        except OSError as exc:
+        except Exception as exc:  # nothing half-started stays behind
             server.stop()
-            _info.update(error=str(exc), hint="Try another --port, or leave it out for a free one.")
+            hint = "Try another --port, or leave it out for a free one." if isinstance(exc, OSError) else ""
+            _info.update(error=f"The MCP server could not start: {type(exc).__name__}: {exc}", hint=hint)
             return
         _servers[id(agent)] = server
         _tell_sidebars(agent)
@@ -170,15 +193,21 @@ async def serve_for_terminal(notebook: str, port: int = 0) -> None:
         _info.update(error=str(exc), hint=exc.hint)
 
 
-def stop_for_terminal(url: str) -> str:
-    """Stop the server ``nbagent mcp serve`` started (not one started since in the notebook)."""
+def stop_for_terminal(nonce: str) -> str:
+    """Stop the server this ``nbagent mcp serve`` started (not one started since in the notebook)."""
     for key, server in list(_servers.items()):
-        if isinstance(server, TerminalMCP) and server.http.url == url:
+        if isinstance(server, TerminalMCP) and server.nonce == nonce:
             server.stop()
             del _servers[key]
             _tell_sidebars(server.agent)
             return "stopped"
     return "not running"
+
+
+def cancel_for_terminal(nonce: str) -> str:
+    """The terminal gave up while its start request waited: it must not start, or stop now."""
+    _cancelled.add(nonce)
+    return stop_for_terminal(nonce)
 
 
 def take_info() -> str:

@@ -178,3 +178,27 @@ def test_an_opencode_block_pasted_into_nbagent_json_keeps_its_timeout_meaning(tm
     assert config.servers["pasted"].start_timeout == 5 and config.servers["ours"].start_timeout == 45
     assert any("'pasted'" in e and "write 5" in e for e in config.errors)
     assert not any("'ours'" in e for e in config.errors)
+
+
+def test_errors_and_display_never_carry_what_a_variable_or_a_credential_holds(tmp_path: Path) -> None:
+    from nbagent.core.mcp_session import McpSession
+    from nbagent.ext.mcp_client import ServerConn
+
+    root = tmp_path / "proj"
+    root.mkdir()
+    servers = {
+        "web": {
+            "type": "http",
+            "url": "https://bob:hunter2pass@h.example/${TENANT}/mcp?key=${KEY}#frag",
+            "headers": {"Authorization": "Bearer ${KEY}"},
+        },
+        "typo": {"type": "${KEY}", "command": "true"},  # an error must not show what the variable holds
+    }
+    (root / ".mcp.json").write_text(json.dumps({"mcpServers": servers}))
+    config = load_mcp_config(root, env={"KEY": "sk_live_abcdef123456", "TENANT": "acme"})
+    text = McpSession(config).describe() + "\n".join(config.errors)
+    assert "`https://h.example/${TENANT}/mcp`" in text
+    assert "sk_live" not in text and "hunter2pass" not in text
+    conn = ServerConn(config.servers["web"])
+    said = "401 for url 'https://h.example/acme/mcp/?key=sk_live_abcdef123456': invalid api key sk_live_abcdef123456"
+    assert "sk_live" not in conn.redact(said) and "hunter2pass" not in conn.redact("auth hunter2pass failed")

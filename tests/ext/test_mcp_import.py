@@ -266,7 +266,11 @@ def test_import_switch(tmp_path: Path) -> None:
     assert names({"import": False, "own": oc_local("c")}) == {"own"}
     assert names({"import": ["claude"]}) == {"from-claude"}
     assert names({"import": ["opencode"]}) == {"from-opencode"}
-    assert names({"import": False}, {"import": True}) == {"from-claude", "from-opencode"}  # project wins
+    # a project can narrow the user's choice, never turn an import the user switched off back on
+    assert names({"import": False}, {"import": True}) == set()
+    assert names({"import": ["claude"]}, {"import": True}) == {"from-claude"}
+    assert names(None, {"import": ["opencode"]}) == {"from-opencode"}
+    (tmp_path / "nbagent.json").unlink()
     write(user, {"mcp": {"import": "yes"}})
     config = load_mcp_config(tmp_path)
     assert set(config.servers) == {"from-claude", "from-opencode"}

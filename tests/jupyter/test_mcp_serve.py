@@ -13,8 +13,8 @@ import re
 import subprocess
 import sys
 import textwrap
-import tomllib
 import time
+import tomllib
 from pathlib import Path
 
 import httpx

@@ -52,7 +52,9 @@ class Served:
         self.runtime = runtime
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, "JUPYTER_RUNTIME_DIR": str(self.runtime), "PYTHONUNBUFFERED": "1"}
+        # a proxy in the environment must not see the Jupyter token (nor answer for a server that is gone)
+        proxy = {"HTTP_PROXY": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9", "NO_PROXY": ""}
+        return {**os.environ, **proxy, "JUPYTER_RUNTIME_DIR": str(self.runtime), "PYTHONUNBUFFERED": "1"}
 
     def open_session(self, path: str) -> str:
         """Open the notebook's session on the server (as the page does); the kernel's id."""
@@ -215,3 +217,28 @@ def test_stopped_in_the_notebook_the_command_ends_and_errors_name_the_fix(
         assert "stopped (in the notebook" in out
     finally:
         other.stop_channels()
+
+
+def test_ctrl_c_while_the_kernel_is_busy_starts_nothing_later(tmp_path: Path, served: Served) -> None:
+    """The start waits behind a running cell; Ctrl+C then: when the cell ends, no server is left running
+    with a token nobody has, and the next ``nbagent mcp serve`` works."""
+    kernel = served.kernel(served.open_session("analysis.ipynb"))
+    try:
+        kernel.execute("import time; time.sleep(12)")  # the user's long cell
+        proc = served.serve("--notebook", "analysis.ipynb")
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        assert "Waiting for the kernel" in line, line
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+        assert proc.returncode == 130  # cancelled
+        count = "from nbagent.jupyter.mcp_serve import _servers; print('servers', len(_servers))"
+        assert run_code(kernel, count).strip() == "servers 0"  # ran after the long cell and both requests
+        again = served.serve("--notebook", "analysis.ipynb")
+        url, _token, _text = read_banner(again)
+        again.send_signal(signal.SIGINT)
+        assert again.communicate(timeout=60)[0].strip().endswith("The MCP server stopped.")
+        with pytest.raises(httpx.TransportError):
+            httpx.get(url, timeout=5)
+    finally:
+        kernel.stop_channels()

@@ -85,14 +85,22 @@ def serve() -> Iterator[Serve]:
     exception itself is re-raised) or if a conversation was not consumed exactly: a request past the
     script's last reply, or replies never requested. ``exact=False`` is for a test that cannot know how
     many requests it makes (a turn interrupted part-way); exceptions fail it all the same."""
+    with checked_servers() as servers:
+
+        def start(script: Script, *, exact: bool = True) -> ScriptedModelServer:
+            server = ScriptedModelServer(script, exact=exact).start()
+            servers.append(server)
+            return server
+
+        yield start
+
+
+@contextlib.contextmanager
+def checked_servers() -> Iterator[list[ScriptedModelServer]]:
+    """The scripted servers a fixture starts (it appends them): at the end all are stopped, then each is
+    checked (a scripted reply that raised, a conversation not consumed exactly fail the test)."""
     servers: list[ScriptedModelServer] = []
-
-    def start(script: Script, *, exact: bool = True) -> ScriptedModelServer:
-        server = ScriptedModelServer(script, exact=exact).start()
-        servers.append(server)
-        return server
-
-    yield start
+    yield servers
     for server in servers:
         server.stop()
     for server in servers:

@@ -18,6 +18,7 @@ from nbagent.providers.litellm_provider import LiteLLMProvider
 from nbagent.providers.native import NativeProvider
 from nbagent.providers.scripted import ErrorReply, ListScript, Reply
 from nbagent.providers.scripted.server import ScriptedModelServer
+from tests.conftest import checked_servers
 
 KEY = "sk-test-secret-0123456789"
 MODELS = {"openai": "openai/gpt-4.1", "anthropic": "anthropic/claude-sonnet-4-5"}
@@ -61,19 +62,15 @@ class BodyServer(ScriptedModelServer):
 
 @pytest.fixture
 def serve_errors() -> Iterator[Any]:
-    servers: list[BodyServer] = []
+    with checked_servers() as servers:
 
-    def start(answers: list[Any]) -> BodyServer:
-        server = BodyServer(ListScript(answers), exact=True)
-        servers.append(server)
-        server.start()
-        return server
+        def start(answers: list[Any]) -> BodyServer:
+            server = BodyServer(ListScript(answers), exact=True)
+            servers.append(server)
+            server.start()
+            return server
 
-    yield start
-    for server in servers:
-        server.stop()
-    for server in servers:
-        server.check()
+        yield start
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from nbagent.core.session import Session
 from nbagent.providers import local
 from nbagent.providers.scripted import ListScript, Reply
 from nbagent.providers.scripted.info import InfoReply, LocalModelServer
-from tests.conftest import _OPEN_SESSIONS, collect
+from tests.conftest import _OPEN_SESSIONS, checked_servers, collect
 
 VLLM = {"GET /v1/models": {"object": "list", "data": [{"id": "coder", "max_model_len": 12_288}]}}
 LLAMA_CPP = {
@@ -39,18 +39,14 @@ OLLAMA_SHOW = {
 
 @pytest.fixture
 def local_server() -> Iterator[Any]:
-    servers: list[LocalModelServer] = []
+    with checked_servers() as servers:
 
-    def start(info: dict[str, Any], *replies: Reply) -> LocalModelServer:
-        server = LocalModelServer(ListScript(list(replies)), info, exact=True).start()
-        servers.append(server)
-        return server
+        def start(info: dict[str, Any], *replies: Reply) -> LocalModelServer:
+            server = LocalModelServer(ListScript(list(replies)), info, exact=True).start()
+            servers.append(server)
+            return server
 
-    yield start
-    for server in servers:
-        server.stop()
-    for server in servers:
-        server.check()
+        yield start
 
 
 def _config(model: str, base: str, **models: ModelLimits) -> Config:

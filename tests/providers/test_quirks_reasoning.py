@@ -20,7 +20,7 @@ from nbagent.core.events import ErrorEvent, Event, TurnFinished
 from nbagent.core.messages import Message, ReasoningPart
 from nbagent.core.session import Session
 from nbagent.providers.scripted import ListScript, Quirks, Reply, Script, ScriptedModelServer, ToolCallSpec
-from tests.conftest import _OPEN_SESSIONS, collect
+from tests.conftest import _OPEN_SESSIONS, checked_servers, collect
 
 PATHS = pytest.mark.parametrize("path", ["native", "litellm"])
 FORMS = pytest.mark.parametrize("form", ["stream", "whole"])  # whole: the server ignores stream=true
@@ -38,18 +38,14 @@ def base_for(server: ScriptedModelServer, model: str) -> str:
 def quirky(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """Start scripted servers with quirks; exact consumption and no scripted-reply exception, checked."""
     monkeypatch.delenv("NBAGENT_PROVIDER", raising=False)
-    servers: list[ScriptedModelServer] = []
+    with checked_servers() as servers:
 
-    def start(script: Script, quirks: Quirks) -> ScriptedModelServer:
-        server = ScriptedModelServer(script, exact=True, quirks=quirks).start()
-        servers.append(server)
-        return server
+        def start(script: Script, quirks: Quirks) -> ScriptedModelServer:
+            server = ScriptedModelServer(script, exact=True, quirks=quirks).start()
+            servers.append(server)
+            return server
 
-    yield start
-    for server in servers:
-        server.stop()
-    for server in servers:
-        server.check()
+        yield start
 
 
 def session_on(

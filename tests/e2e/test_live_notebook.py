@@ -28,8 +28,7 @@ from typing import Any
 
 import pytest
 
-from nbagent.providers.scripted import FunctionScript, ListScript, Reply, ScriptedModelServer, ToolCallSpec
-from nbagent.providers.scripted.script import OnToolResults
+from nbagent.providers.scripted import FunctionScript, Reply, ScriptedModelServer, ToolCallSpec
 from tests.e2e.conftest import notebook_json
 from tests.e2e.notebook_page import (
     COUNT,
@@ -39,12 +38,10 @@ from tests.e2e.notebook_page import (
     prompt_of,
     run_cell,
 )
+from tests.jupyter.test_live_notebook import BROKEN, fix_script
 
 pytestmark = pytest.mark.timeout(180)
 NB = "demo.ipynb"
-BROKEN = "total = values.sum() / count\nprint('mean', total)"
-FIXED = "total = values.sum() / len(values)\nprint('mean', total)"
-PLOT = "import matplotlib.pyplot as plt\nplt.plot(values)\nplt.title('values')"
 NOTE = "# checked by me"
 SLOW = "import time\nfor i in range(600):\n    time.sleep(0.1)"
 AGENT_CELL = re.compile(r"\bnbagent-agent-cell\b")
@@ -65,52 +62,6 @@ def fix_notebook() -> dict[str, Any]:
             "ask": "%%agent --mode bypass\nfix the failing cell and re-run",
             "bad": BROKEN,
         }
-    )
-
-
-def fix_script(seen: dict[str, Any]) -> ListScript:
-    def after_read(results: list[str]) -> Reply:
-        seen["read"] = results[-1]
-        return Reply(
-            text="The cell divides by an undefined name.",
-            tool_calls=[
-                ToolCallSpec("notebook_edit", {"notebook_path": NB, "cell_id": "bad", "new_source": FIXED}),
-                ToolCallSpec(
-                    "notebook_edit",
-                    {
-                        "notebook_path": NB,
-                        "cell_id": "bad",
-                        "new_source": PLOT,
-                        "cell_type": "code",
-                        "edit_mode": "insert",
-                    },
-                ),
-            ],
-        )
-
-    def after_edit(results: list[str]) -> Reply:
-        seen["edits"] = results
-        found = re.search(r"cell_id: (\S+)", results[-1])
-        assert found, results
-        seen["new_id"] = found.group(1)
-        return Reply(
-            text="Re-running.",
-            tool_calls=[
-                ToolCallSpec("notebook_run", {"notebook_path": NB, "cell_ids": ["bad", found.group(1)]})
-            ],
-        )
-
-    def after_run(results: list[str]) -> Reply:
-        seen["run"] = results[-1]
-        return Reply(text="Fixed: the mean is 2.0 and the plot is updated.")
-
-    return ListScript(
-        [
-            Reply(text="Reading the notebook.", tool_calls=[ToolCallSpec("read", {"file_path": NB})]),
-            OnToolResults(after_read),
-            OnToolResults(after_edit),
-            OnToolResults(after_run),
-        ]
     )
 
 
@@ -164,37 +115,46 @@ def _fix_flow(
     # the model read the live document, the unsaved line included
     assert "live document open in" in seen["read"], seen["read"]
     assert NOTE in seen["read"], seen["read"]
-    assert "NameError" in seen["read"]
-    assert "cell_id: " in seen["edits"][1]
-    assert "mean 2.0" in seen["run"] and "image/png output attached" in seen["run"], seen["run"]
+    _expect_tool_results(seen, server)
 
     # the page: the fixed cell (new source, its output), the inserted cell after it with the figure
     expect(cells).to_have_count(5)
-    fixed, plot = cells.nth(3), cells.nth(4)
-    expect(_editor(cells, 3)).to_contain_text("values.sum() / len(values)")
-    expect(_editor(cells, 3)).not_to_contain_text("/ count")
-    expect(fixed.locator(".jp-OutputArea")).to_contain_text("mean 2.0")
-    expect(fixed.locator(".jp-OutputArea")).not_to_contain_text("NameError")
-    expect(prompt_of(cells, 3)).to_have_text(COUNT)
-    expect(_editor(cells, 4)).to_contain_text("plt.plot(values)")
-    expect(plot.locator(".jp-OutputArea img")).to_be_visible()
-    expect(prompt_of(cells, 4)).to_have_text(COUNT)
-    # the provenance marker on the cells the agent wrote, not on the others
-    expect(fixed).to_have_class(AGENT_CELL)
-    expect(plot).to_have_class(AGENT_CELL)
-    expect(fixed).to_have_attribute("data-nbagent-action", "replace")
-    expect(plot).to_have_attribute("data-nbagent-action", "insert")
-    for other in (0, 1, 2):
-        expect(cells.nth(other)).not_to_have_class(AGENT_CELL)
+    _expect_fixed_cells(cells, 3, expect, untouched=(0, 1, 2))
     # the user's unsaved line is still in the editor; the file behind the editor was not written
     expect(_editor(cells, 1)).to_contain_text(NOTE)
     on_disk = json.loads((lab.root / NB).read_text())
     assert [c["source"] for c in on_disk["cells"]][3] == BROKEN
     assert NOTE not in json.dumps(on_disk)
 
-    # the model got the figure as an image, in the request that carried notebook_run's result
+
+def _expect_tool_results(seen: dict[str, Any], server: ScriptedModelServer) -> None:
+    """What the fix flow's tools answered the model: the failing cell read, the inserted cell's id, the
+    run's output with the figure, which reached the model as an image with notebook_run's result."""
+    assert "NameError" in seen["read"], seen["read"]
+    assert "cell_id: " in seen["edits"][1], seen["edits"]
+    assert "mean 2.0" in seen["run"] and "image/png output attached" in seen["run"], seen["run"]
     after_run = [r.body for r in server.requests if "image/png output attached" in json.dumps(r.body)]
     assert after_run and _image_parts(after_run[0]) >= 1, [_image_parts(b) for b in after_run]
+
+
+def _expect_fixed_cells(cells: Any, at: int, expect: Any, untouched: tuple[int, ...]) -> None:
+    """The page after the fix flow: the replaced cell at ``at`` (new source, its output), the inserted plot
+    cell after it with the figure, both run; the provenance marker on those two, not on ``untouched``."""
+    fixed, plot = cells.nth(at), cells.nth(at + 1)
+    expect(_editor(cells, at)).to_contain_text("values.sum() / len(values)")
+    expect(_editor(cells, at)).not_to_contain_text("/ count")
+    expect(fixed.locator(".jp-OutputArea")).to_contain_text("mean 2.0")
+    expect(fixed.locator(".jp-OutputArea")).not_to_contain_text("NameError")
+    expect(prompt_of(cells, at)).to_have_text(COUNT)
+    expect(_editor(cells, at + 1)).to_contain_text("plt.plot(values)")
+    expect(plot.locator(".jp-OutputArea img")).to_be_visible()
+    expect(prompt_of(cells, at + 1)).to_have_text(COUNT)
+    expect(fixed).to_have_class(AGENT_CELL)
+    expect(plot).to_have_class(AGENT_CELL)
+    expect(fixed).to_have_attribute("data-nbagent-action", "replace")
+    expect(plot).to_have_attribute("data-nbagent-action", "insert")
+    for other in untouched:
+        expect(cells.nth(other)).not_to_have_class(AGENT_CELL)
 
 
 def _undo_in_editor(page: Any, cells: Any, expect: Any) -> None:
@@ -225,7 +185,7 @@ def test_agent_fixes_the_open_notebook_in_jupyterlab(browser: Any, lab_factory: 
 
     expect.set_options(timeout=TIMEOUT_MS)
     seen: dict[str, Any] = {}
-    server = ScriptedModelServer(fix_script(seen)).start()
+    server = ScriptedModelServer(fix_script(seen, NB)).start()
     page = None
     try:
         lab = lab_factory(
@@ -330,7 +290,7 @@ def test_agent_fixes_the_open_notebook_in_notebook7(browser: Any, lab_factory: A
 
     expect.set_options(timeout=TIMEOUT_MS)
     seen: dict[str, Any] = {}
-    server = ScriptedModelServer(fix_script(seen)).start()
+    server = ScriptedModelServer(fix_script(seen, NB)).start()
     page = None
     try:
         lab = lab_factory(
@@ -369,7 +329,7 @@ def test_sidebar_turn_uses_the_same_tools(browser: Any, lab_factory: Any, artifa
 
     expect.set_options(timeout=TIMEOUT_MS)
     seen: dict[str, Any] = {}
-    server = ScriptedModelServer(fix_script(seen)).start()
+    server = ScriptedModelServer(fix_script(seen, NB)).start()
     page = None
     try:
         lab = lab_factory(
@@ -420,11 +380,7 @@ def test_sidebar_turn_uses_the_same_tools(browser: Any, lab_factory: Any, artifa
 
         # the tools' results, as in a %%agent cell's turn: the live document, the run's output and figure
         assert "live document open in jupyterlab" in seen["read"], seen["read"]
-        assert "NameError" in seen["read"], seen["read"]
-        assert "cell_id: " in seen["edits"][1], seen["edits"]
-        assert "mean 2.0" in seen["run"] and "image/png output attached" in seen["run"], seen["run"]
-        after_run = [r.body for r in server.requests if "image/png output attached" in json.dumps(r.body)]
-        assert after_run and _image_parts(after_run[0]) >= 1, [_image_parts(b) for b in after_run]
+        _expect_tool_results(seen, server)
 
         # the sidebar's transcript: the tool cards, done, and the final answer
         tool = ".nba-tool[data-tool='{}'][data-status='completed']"
@@ -436,21 +392,8 @@ def test_sidebar_turn_uses_the_same_tools(browser: Any, lab_factory: Any, artifa
 
         # the page: the fixed cell and its output, the inserted cell with the figure, the markers
         expect(cells).to_have_count(5)
-        fixed, plot, record = cells.nth(2), cells.nth(3), cells.nth(4)
-        expect(_editor(cells, 2)).to_contain_text("values.sum() / len(values)")
-        expect(_editor(cells, 2)).not_to_contain_text("/ count")
-        expect(fixed.locator(".jp-OutputArea")).to_contain_text("mean 2.0")
-        expect(fixed.locator(".jp-OutputArea")).not_to_contain_text("NameError")
-        expect(prompt_of(cells, 2)).to_have_text(COUNT)
-        expect(_editor(cells, 3)).to_contain_text("plt.plot(values)")
-        expect(plot.locator(".jp-OutputArea img")).to_be_visible()
-        expect(prompt_of(cells, 3)).to_have_text(COUNT)
-        expect(fixed).to_have_class(AGENT_CELL)
-        expect(plot).to_have_class(AGENT_CELL)
-        expect(fixed).to_have_attribute("data-nbagent-action", "replace")
-        expect(plot).to_have_attribute("data-nbagent-action", "insert")
-        for other in (0, 1, 4):
-            expect(cells.nth(other)).not_to_have_class(AGENT_CELL)
+        _expect_fixed_cells(cells, 2, expect, untouched=(0, 1, 4))
+        record = cells.nth(4)
 
         # the turn, recorded into the notebook as a %%agent cell (after the agent's cells), its transcript
         # as the output

@@ -51,26 +51,22 @@ def make_notebook(path: Path) -> None:
     nbformat.write(nb, str(path))
 
 
-def _inserted_id(results: list[str]) -> str:
-    found = re.search(r"cell_id: (\S+)", results[-1])
-    assert found, results
-    return found.group(1)
+def fix_script(seen: dict[str, Any], notebook: str = "nb.ipynb") -> ListScript:
+    """The fix flow's model (also the browser tests'): read ``notebook``, replace the failing cell ``bad``,
+    insert a plot after it, run both, answer; ``seen`` keeps the tools' results."""
 
-
-def fix_script(seen: dict[str, Any]) -> ListScript:
     def after_read(results: list[str]) -> Reply:
         seen["read"] = results[-1]
         return Reply(
             text="The cell divides by an undefined name.",
             tool_calls=[
                 ToolCallSpec(
-                    "notebook_edit",
-                    {"notebook_path": "nb.ipynb", "cell_id": "bad", "new_source": FIXED},
+                    "notebook_edit", {"notebook_path": notebook, "cell_id": "bad", "new_source": FIXED}
                 ),
                 ToolCallSpec(
                     "notebook_edit",
                     {
-                        "notebook_path": "nb.ipynb",
+                        "notebook_path": notebook,
                         "cell_id": "bad",
                         "new_source": PLOT,
                         "cell_type": "code",
@@ -82,12 +78,13 @@ def fix_script(seen: dict[str, Any]) -> ListScript:
 
     def after_edit(results: list[str]) -> Reply:
         seen["edits"] = results
-        new_id = _inserted_id(results)
-        seen["new_id"] = new_id
+        found = re.search(r"cell_id: (\S+)", results[-1])
+        assert found, results
+        seen["new_id"] = found.group(1)
         return Reply(
             text="Re-running.",
             tool_calls=[
-                ToolCallSpec("notebook_run", {"notebook_path": "nb.ipynb", "cell_ids": ["bad", new_id]})
+                ToolCallSpec("notebook_run", {"notebook_path": notebook, "cell_ids": ["bad", found.group(1)]})
             ],
         )
 
@@ -97,7 +94,7 @@ def fix_script(seen: dict[str, Any]) -> ListScript:
 
     return ListScript(
         [
-            Reply(text="Reading the notebook.", tool_calls=[ToolCallSpec("read", {"file_path": "nb.ipynb"})]),
+            Reply(text="Reading the notebook.", tool_calls=[ToolCallSpec("read", {"file_path": notebook})]),
             OnToolResults(after_read),
             OnToolResults(after_edit),
             OnToolResults(after_run),

@@ -70,14 +70,6 @@ permission:
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    h = tmp_path / "home"
-    h.mkdir()
-    monkeypatch.setenv("NBAGENT_CONFIG_DIR", str(h / ".config" / "nbagent"))
-    return h
-
-
-@pytest.fixture
 def root(tmp_path: Path) -> Path:
     r = tmp_path / "repo"
     r.mkdir()

@@ -26,14 +26,6 @@ license: Apache-2.0
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    h = tmp_path / "home"
-    h.mkdir()
-    monkeypatch.setenv("NBAGENT_CONFIG_DIR", str(h / ".config" / "nbagent"))
-    return h
-
-
-@pytest.fixture
 def repo(tmp_path: Path) -> Path:
     r = tmp_path / "outer" / "repo"
     (r / ".git").mkdir(parents=True)

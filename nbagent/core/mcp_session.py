@@ -59,7 +59,7 @@ class McpServerRow(BaseModel):
     name: str
     transport: str
     scope: Literal["user", "project"]
-    where: str  # the command or the URL as written (no secret from a variable: ``ServerSpec.shown``)
+    where: str  # the command or the URL as written (no secret from a variable: ``ServerSpec.where``)
     source: str = ""  # the file that defined it
     state: ServerState
     tools: list[str] = Field(default_factory=list)  # when ready
@@ -305,7 +305,7 @@ def _row(spec: ServerSpec, conn: ServerConn | None, trusted: Callable[[], bool |
         name=spec.name,
         transport=conn.transport if conn is not None else spec.transport,  # "sse" after a fallback
         scope="project" if spec.project else "user",
-        where=spec.shown or spec.name,
+        where=spec.where,
         source=spec.source,
         state=state,
         tools=tools,

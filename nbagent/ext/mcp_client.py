@@ -308,19 +308,15 @@ class ServerConn:
         self.state = "failed"
         tail = self.stderr_tail()
         self.error = self.redact(
-            f"MCP server '{self.name}' ({self._shown()}) {why}."
+            f"MCP server '{self.name}' ({self.spec.where}) {why}."
             + (f" Its stderr ends: {tail}" if tail else "")
         )
-
-    def _shown(self) -> str:
-        """The command or URL as the config wrote it (``ServerSpec.shown``; a spec made in code: as is)."""
-        return self.spec.shown or self.spec.url or " ".join(self.spec.command)
 
     def redact(self, text: str) -> str:
         """``text`` without what the config puts in the URL, command, headers and environment (errors reach
         ``/mcp``, the sidebar and notebook outputs): the URL as written, the values masked, and each word
         of a header value (a token after "Bearer") too."""
-        spec, shown = self.spec, self._shown()
+        spec, shown = self.spec, self.spec.where
         secrets = [*spec.env.values(), *(a for a in spec.command if a not in shown)]
         for value in spec.headers.values():
             secrets += [value, *value.split()]

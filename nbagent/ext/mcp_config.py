@@ -95,6 +95,12 @@ class ServerSpec(BaseModel):
     project: bool = False  # defined by the project: runs only in a trusted folder
     fallback_sse: bool = False  # "http" not said ("remote", a bare "url"): SSE when it is no such endpoint
 
+    @property
+    def where(self) -> str:
+        """What ``/mcp``, the sidebar and errors show: ``shown`` (set by the config loader), else, for a
+        spec made in code, its URL without query and credentials, or its command."""
+        return self.shown or display_url(self.url) or " ".join(self.command)
+
 
 class McpConfig(BaseModel):
     servers: dict[str, ServerSpec] = Field(default_factory=dict)

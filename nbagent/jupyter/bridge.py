@@ -155,8 +155,8 @@ _bridges: dict[int, Bridge] = {}
 def status_changed(shell: Any) -> None:
     """Something the status shows changed outside a turn (``/mcp-serve`` in a cell): tell the sidebars."""
     bridge = _bridges.get(id(shell))
-    if bridge is not None and bridge.comms:
-        bridge.broadcast(bridge.status())
+    if bridge is not None:
+        bridge.refresh_status()
 
 
 def bridge_for(shell: Any) -> Bridge:
@@ -176,7 +176,7 @@ class Bridge:
         self.task: asyncio.Task[None] | None = None
         self.origin: str | None = None  # comm id of the sidebar that started the running turn
         self._watched: Any = None
-        self.mcp_watch = McpWatch(lambda: self.loop or _running_loop(), self._mcp_changed)
+        self.mcp_watch = McpWatch(lambda: self.loop or _running_loop(), self.refresh_status)
 
     # -- comms --------------------------------------------------------------------------------
 
@@ -268,7 +268,8 @@ class Bridge:
     def history(self) -> dict[str, Any]:
         return history_message(self.agent)
 
-    def _mcp_changed(self) -> None:
+    def refresh_status(self) -> None:
+        """A fresh status to the open sidebars (an MCP server's state, the kernel served or not)."""
         if self.comms:
             self.broadcast(self.status())
 

@@ -37,6 +37,7 @@ from nbagent.core.private import cache_dir
 from nbagent.core.scrub import Scrubber
 from nbagent.core.session_context import SessionContext
 from nbagent.core.session_models import SessionModels, make_provider, uses_native
+from nbagent.core.session_undo import SessionUndo
 from nbagent.ext.hooks import HookOutcome, HookRunner
 from nbagent.ext.trust import ProjectTrust
 from nbagent.permissions.sandbox import SandboxUnavailable, sandbox_config, wrap_command
@@ -50,12 +51,11 @@ from nbagent.tools.base import (
     ToolContext,
     ToolFailure,
 )
-from nbagent.tools.notebook_live import TURN_KEY
 from nbagent.tools.shell_env import ShellOptions
 from nbagent.tools.spill import private_dir
 
 if TYPE_CHECKING:
-    from nbagent.store import SessionStore, TurnChanges, UndoLog, UndoResult
+    from nbagent.store import SessionStore, UndoLog
 
 __all__ = ["Session", "base_system_prompt", "make_provider", "uses_native"]  # the last two: session_models
 
@@ -74,7 +74,7 @@ def _git_repo(root: Path) -> bool:
     return out is not None and out.stdout.strip() == b"true"
 
 
-class Session(SessionModels, SessionContext):
+class Session(SessionModels, SessionContext, SessionUndo):
     def __init__(
         self,
         root: Path,
@@ -311,62 +311,11 @@ class Session(SessionModels, SessionContext):
     async def refresh_tools(self) -> None:
         await self.mcp.sync(self)  # issue 14: an MCP server's tools changed (list_changed)
 
-    # -- undo -----------------------------------------------------------------------------------
-
-    def begin_turn(self, turn_id: str) -> None:
-        if self.undo_log is not None:
-            self.undo_log.begin_turn(turn_id, len(self.messages))
-
-    def end_turn(self) -> TurnChanges | None:
-        return self.undo_log.end_turn() if self.undo_log is not None else None
-
-    async def start_turn(self, turn_id: str) -> None:
-        """``begin_turn`` in a worker thread: the git status and hashing scan of the work tree (about a
-        second in a repo with thousands of untracked files) does not block the event loop."""
-        self.tool_state[TURN_KEY] = turn_id  # provenance of the notebook cells the turn changes
-        if self.undo_log is not None:
-            await asyncio.to_thread(self.begin_turn, turn_id)
-
-    async def finish_turn(self) -> TurnChanges | None:
-        return await asyncio.to_thread(self.end_turn) if self.undo_log is not None else None
-
-    def _record_before(self, path: Path) -> None:
-        if self.undo_log is not None:
-            self.undo_log.record_before(path)
-
-    def undo(self) -> UndoResult | None:
-        """Revert the files the last turn changed and the conversation to before it."""
-        if self.undo_log is None or self.busy:
-            return None
-        result = self.undo_log.undo(self.messages)
-        if result is not None:
-            del self.messages[result.message_count :]
-            self.compacted_until = min(self.compacted_until, len(self.messages))
-            self.invalidate_history()
-            self.save()
-        return result
-
-    def revert_shell_changes(self, paths: list[Path]) -> list[Path]:
-        """Revert files that shell commands changed during the last turn (only when asked)."""
-        if self.undo_log is None:
-            return []
-        return self.undo_log.revert_paths(paths).reverted
-
     def display_path(self, path: Path) -> str:
         try:
             return str(path.relative_to(self.root))
         except ValueError:
             return str(path)
-
-    def redo(self) -> UndoResult | None:
-        if self.undo_log is None or self.busy:
-            return None
-        result = self.undo_log.redo()
-        if result is not None:
-            self.messages[result.message_count :] = result.messages
-            self.invalidate_history()
-            self.save()
-        return result
 
     # -- tools ------------------------------------------------------------------------------------
 
